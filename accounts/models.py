@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django_countries.fields import CountryField
+
+from accounts.choices import CURRENCY_CHOICES
+from common.models import TimeStampedModel
+
+
+def normalize_email(value: str) -> str:
+    """One account per address: case and surrounding whitespace never make a second one."""
+    return (value or "").strip().lower()
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email=normalize_email(username or ""))
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        if not email:
+            raise ValueError("An email address is required")
+        user = self.model(email=normalize_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        extra.setdefault("email_verified_at", timezone.now())
+        extra.setdefault("age_confirmed_at", timezone.now())
+        return self.create_user(email, password, **extra)
+
+
+def profile_image_key(instance: User, filename: str) -> str:
+    # Never the client's filename: the service passes a random key.
+    return filename
+
+
+class User(AbstractBaseUser, PermissionsMixin, TimeStampedModel):
+    """A customer or staff member.
+
+    Each field's purpose is declared in accounts/privacy.py (ACC-6); a field with no
+    declared purpose does not belong here.
+    """
+
+    # Sign-up (ACC-1): what an order needs.
+    email = models.EmailField("email address", max_length=254, unique=True)
+    full_name = models.CharField(max_length=150)
+    phone = models.CharField(max_length=32, blank=True)
+    country = CountryField()
+    # Optional profile (ACC-1): invoices, currency, personalisation.
+    company_name = models.CharField(max_length=150, blank=True)
+    website = models.URLField(max_length=200, blank=True)
+    street_address = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    region = models.CharField("state/region", max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    preferred_currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, blank=True)
+    vat_id = models.CharField("VAT ID", max_length=32, blank=True)
+    profile_image = models.FileField(upload_to=profile_image_key, blank=True, max_length=200)
+    # Account state. Only the fact "13 or older" and when it was confirmed: no birth date (ACC-5).
+    age_confirmed_at = models.DateTimeField(null=True, blank=True)
+    email_verified_at = models.DateTimeField(null=True, blank=True)
+    pending_email = models.EmailField(max_length=254, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["full_name", "country"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
+        ]
+        indexes = [models.Index(fields=["email_verified_at", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = normalize_email(self.email)
+
+    @property
+    def is_email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+    def get_full_name(self) -> str:
+        return self.full_name
+
+    def get_short_name(self) -> str:
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class Notification(TimeStampedModel):
+    """An in-site message to one user; other apps create them via notification_create."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    link = models.CharField(max_length=500, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The header's unread count runs on every page: keep it an index-only lookup.
+            models.Index(
+                fields=["user"], name="notif_unread_idx", condition=models.Q(read_at__isnull=True)
+            ),
+            models.Index(fields=["user", "-created_at"], name="notif_user_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class AuditAction(models.TextChoices):
+    SIGNUP = "signup", "Signed up"
+    EMAIL_VERIFIED = "email_verified", "Email verified"
+    LOGIN = "login", "Logged in"
+    LOGIN_FAILED = "login_failed", "Failed login"
+    LOCKOUT = "lockout", "Locked out"
+    LOGOUT = "logout", "Logged out"
+    TWOFA_ENABLED = "2fa_enabled", "2FA enabled"
+    TWOFA_DISABLED = "2fa_disabled", "2FA disabled"
+    RECOVERY_CODE_USED = "recovery_code_used", "Recovery code used"
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated", "Recovery codes regenerated"
+    PASSWORD_CHANGED = "password_changed", "Password changed"
+    PASSWORD_RESET_REQUESTED = "password_reset_requested", "Password reset requested"
+    PASSWORD_RESET = "password_reset", "Password reset"
+    EMAIL_CHANGE_REQUESTED = "email_change_requested", "Email change requested"
+    EMAIL_CHANGED = "email_changed", "Email changed"
+    PROFILE_UPDATED = "profile_updated", "Profile updated"
+    STAFF_USER_EDIT = "staff_user_edit", "Staff edited a user"
+    ACCOUNT_PURGED = "account_purged", "Unverified account removed"
+
+
+class AuditQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError("The audit log is append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("The audit log is append-only")
+
+
+class AuditEvent(models.Model):
+    """Append-only record of security and staff events.
+
+    Written by audit_log_write inside the same transaction as the change it records, so
+    a change without its audit row (or the reverse) cannot be committed.
+    """
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=40, choices=AuditAction.choices, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="audit_actions",
+    )
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="audit_events",
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise PermissionError("The audit log is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError("The audit log is append-only")
+
+
+class RecoveryCode(models.Model):
+    """A single-use 2FA recovery code, stored only as a keyed hash."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes"
+    )
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "code_hash"], name="recovery_code_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"recovery code of user {self.user_id}"

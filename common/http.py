@@ -1,0 +1,27 @@
+"""Where a request comes from, decided once for the whole site (axes, audit, logs)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client address.
+
+    Behind a proxy, only a header that the proxy *overwrites* is trustworthy
+    (CLIENT_IP_HEADER, e.g. HTTP_X_REAL_IP). X-Forwarded-For is never read: a client
+    can prepend anything to it, which would let an attacker rotate addresses to escape
+    a lockout, or borrow a victim's address to lock the victim out.
+    """
+    header = settings.CLIENT_IP_HEADER
+    raw = request.META.get(header) if header else request.META.get("REMOTE_ADDR")
+    if not raw:
+        return None
+    candidate = str(raw).strip()
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None

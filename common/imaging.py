@@ -1,0 +1,106 @@
+"""Safe image intake: header checks before decoding, then a clean re-encode.
+
+Pillow only *warns* about decompression bombs below ~179 MP, and a tiny PNG can
+declare enormous dimensions. So the declared size is checked from the header first,
+the warning is turned into an error, and only then are pixels decoded. The stored copy
+is re-encoded from pixels: EXIF orientation applied, no EXIF/GPS/XMP/ICC/comments.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import IO
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+class ImageRejected(Exception):
+    """The upload is not an acceptable image; message is safe to show the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int
+    max_pixels: int
+    max_side: int
+    max_aspect: float = 20.0
+    max_frames: int = 1
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    content: bytes
+    content_type: str
+    extension: str
+    width: int
+    height: int
+
+
+def _read_limited(stream: IO[bytes], max_bytes: int) -> bytes:
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageRejected(f"The file is larger than {max_bytes // (1024 * 1024)} MB.")
+    if not data:
+        raise ImageRejected("The file is empty.")
+    return data
+
+
+def inspect_header(data: bytes, limits: ImageLimits) -> Image.Image:
+    """Open lazily (header only) and enforce type, dimension, pixel, aspect and frame caps."""
+    try:
+        img = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected("The file is not a JPEG, PNG or WebP image.") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("The image has too many pixels.") from exc
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise ImageRejected("The image has no pixels.")
+    if width > limits.max_side or height > limits.max_side:
+        raise ImageRejected(f"The image is larger than {limits.max_side} pixels on a side.")
+    if width * height > limits.max_pixels:
+        raise ImageRejected(
+            f"The image has more than {limits.max_pixels // 1_000_000} megapixels."
+        )
+    if max(width, height) / min(width, height) > limits.max_aspect:
+        raise ImageRejected("The image is too long and thin.")
+    if getattr(img, "n_frames", 1) > limits.max_frames:
+        raise ImageRejected("Animated images are not accepted.")
+    return img
+
+
+def sanitize_image(stream: IO[bytes], limits: ImageLimits, *, fit_to: int | None = None) -> CleanImage:
+    data = _read_limited(stream, limits.max_bytes)
+    img = inspect_header(data, limits)
+    fmt = img.format or "JPEG"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if fit_to and fmt == "JPEG":
+                img.draft("RGB", (fit_to, fit_to))  # decode at reduced scale: less memory
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as exc:
+        raise ImageRejected("The image is damaged or truncated.") from exc
+    has_alpha = img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info)
+    img = img.convert("RGBA" if has_alpha else "RGB")
+    if fit_to:
+        img.thumbnail((fit_to, fit_to), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    # Saving from fresh pixels with no exif/icc/comment arguments writes none of them.
+    if has_alpha:
+        img.save(out, format="PNG", optimize=True)
+        content_type, ext = "image/png", "png"
+    else:
+        img.save(out, format="JPEG", quality=88, optimize=True)
+        content_type, ext = "image/jpeg", "jpg"
+    return CleanImage(out.getvalue(), content_type, ext, img.width, img.height)

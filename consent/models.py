@@ -1,0 +1,1 @@
+"""Models of the consent app (consent ledger, policy versions: filled by its own issue)."""

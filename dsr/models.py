@@ -1,0 +1,1 @@
+"""Models of the dsr app (filled by its own issue)."""

@@ -1,0 +1,1 @@
+"""Models of the images app (filled by its own issue)."""

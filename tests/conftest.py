@@ -1,0 +1,104 @@
+"""Shared fixtures: personas, logged-in clients, services started by scripts/testenv.py."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import roles
+from accounts.models import User
+from config.celery import app as celery_app
+from tests.factories import PASSWORD, UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need_service(env_var: str, what: str) -> str:
+    """The address of an optional service; skip without it, but fail under CI=true."""
+    value = os.environ.get(env_var, "")
+    if not value:
+        message = f"{what} is not available ({env_var} unset): run the suite with `make test`"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return value
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager() -> Iterator[None]:
+    """Unit tests run tasks in-process; tests marked celery_worker use a real worker."""
+    old = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = old
+
+
+@pytest.fixture(autouse=True)
+def _private_media(settings, tmp_path) -> None:  # noqa: ANN001
+    if "S3Storage" not in settings.STORAGES["default"]["BACKEND"]:
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                **settings.STORAGES["default"],
+                "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"],
+                            "location": str(tmp_path / "media")},
+            },
+        }
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def customer(db) -> User:  # noqa: ANN001
+    return UserFactory(email="casey@example.com", full_name="Casey Customer")
+
+
+@pytest.fixture
+def other_customer(db) -> User:  # noqa: ANN001
+    return UserFactory(email="olive@example.com", full_name="Olive Other")
+
+
+@pytest.fixture
+def support(db) -> User:  # noqa: ANN001
+    return UserFactory(email="support@example.com", role=roles.SUPPORT)
+
+
+@pytest.fixture
+def retoucher(db) -> User:  # noqa: ANN001
+    return UserFactory(email="retoucher@example.com", role=roles.RETOUCHER)
+
+
+@pytest.fixture
+def privacy_officer(db) -> User:  # noqa: ANN001
+    return UserFactory(email="privacy@example.com", role=roles.PRIVACY_OFFICER)
+
+
+def login_client(user: User, *, verified: bool = False) -> Client:
+    """A client logged in as *user*; verified=True also passes the second factor."""
+    client = Client()
+    client.force_login(user)
+    if verified:
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or \
+            TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+        session = client.session
+        session["otp_device_id"] = device.persistent_id
+        session.save()
+    return client
+
+
+@pytest.fixture
+def customer_client(customer: User) -> Client:
+    return login_client(customer)
+
+
+@pytest.fixture
+def other_client(other_customer: User) -> Client:
+    return login_client(other_customer)
