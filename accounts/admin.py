@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -32,20 +33,59 @@ class VerifiedFilter(admin.SimpleListFilter):
 class UserAdmin(admin.ModelAdmin):
     """Staff never see the password hash: the field is not in any form or list."""
 
-    list_display = ("email", "full_name", "country", "is_verified", "is_staff", "is_active",
-                    "created_at")
+    list_display = (
+        "email",
+        "full_name",
+        "country",
+        "is_verified",
+        "is_staff",
+        "is_active",
+        "created_at",
+    )
     list_filter = (VerifiedFilter, "is_staff", "is_active", "groups", "country")
     search_fields = ("email", "full_name", "company_name")
     ordering = ("-created_at",)
-    readonly_fields = ("email_verified_at", "age_confirmed_at", "pending_email", "last_login",
-                       "created_at", "updated_at")
+    readonly_fields = (
+        "email_verified_at",
+        "age_confirmed_at",
+        "pending_email",
+        "last_login",
+        "created_at",
+        "updated_at",
+    )
     filter_horizontal = ("groups", "user_permissions")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         (None, {"fields": ("email", "full_name", "phone", "country")}),
-        ("Profile", {"fields": ("company_name", "website", "street_address", "city", "region",
-                                "postal_code", "preferred_currency", "vat_id")}),
-        ("Account", {"fields": ("is_active", "email_verified_at", "pending_email",
-                                "age_confirmed_at", "last_login", "created_at", "updated_at")}),
+        (
+            "Profile",
+            {
+                "fields": (
+                    "company_name",
+                    "website",
+                    "street_address",
+                    "city",
+                    "region",
+                    "postal_code",
+                    "preferred_currency",
+                    "vat_id",
+                )
+            },
+        ),
+        (
+            "Account",
+            {
+                "fields": (
+                    "is_active",
+                    "email_verified_at",
+                    "pending_email",
+                    "age_confirmed_at",
+                    "last_login",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
         ("Staff access", {"fields": PRIVILEGE_FIELDS}),
     )
 
@@ -67,8 +107,12 @@ class UserAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
-        user_update_by_staff(actor=request.user, user=obj, changed_fields=list(form.changed_data),
-                             ip_address=client_ip(request))
+        user_update_by_staff(
+            actor=cast(User, request.user),
+            user=obj,
+            changed_fields=list(form.changed_data),
+            ip_address=client_ip(request),
+        )
 
 
 @admin.register(Notification)

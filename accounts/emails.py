@@ -26,8 +26,11 @@ def verification_email_send(user: User) -> None:
     token = make_verification_token(user, target)
     link = settings.SITE_URL + reverse("accounts:verify_email", args=[token])
     hours = settings.EMAIL_VERIFICATION_MAX_AGE // 3600
-    _send("verify_email", target, {"user": user, "link": link, "hours": hours,
-                                   "is_change": bool(user.pending_email)})
+    _send(
+        "verify_email",
+        target,
+        {"user": user, "link": link, "hours": hours, "is_change": bool(user.pending_email)},
+    )
 
 
 def email_change_notice_send(user: User) -> None:
@@ -38,5 +41,8 @@ def password_reset_email_send(user: User) -> None:
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
     link = settings.SITE_URL + reverse("accounts:password_reset_confirm", args=[uid, token])
-    _send("password_reset", user.email, {"user": user, "link": link,
-                                         "minutes": settings.PASSWORD_RESET_TIMEOUT // 60})
+    _send(
+        "password_reset",
+        user.email,
+        {"user": user, "link": link, "minutes": settings.PASSWORD_RESET_TIMEOUT // 60},
+    )

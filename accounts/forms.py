@@ -4,8 +4,8 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import password_validation
-from django_countries.fields import LazyTypedChoiceField
 from django_countries import countries
+from django_countries.fields import LazyTypedChoiceField  # type: ignore[attr-defined]
 
 from accounts.models import User, normalize_email
 
@@ -16,10 +16,12 @@ class SignupForm(forms.Form):
     email = forms.EmailField(label="Email address", max_length=254)
     full_name = forms.CharField(label="Full name", max_length=150)
     country = LazyTypedChoiceField(label="Country", choices=countries)
-    password = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput,
-                               max_length=128)
-    password_confirm = forms.CharField(label="Password again", strip=False,
-                                       widget=forms.PasswordInput, max_length=128)
+    password = forms.CharField(
+        label="Password", strip=False, widget=forms.PasswordInput, max_length=128
+    )
+    password_confirm = forms.CharField(
+        label="Password again", strip=False, widget=forms.PasswordInput, max_length=128
+    )
     age = forms.ChoiceField(label="Your age", choices=AGE_CHOICES, widget=forms.RadioSelect)
 
     def is_under_13(self) -> bool:
@@ -47,28 +49,36 @@ class SignupForm(forms.Form):
 
 class LoginForm(forms.Form):
     email = forms.EmailField(label="Email address", max_length=254)
-    password = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput,
-                               max_length=128)
+    password = forms.CharField(
+        label="Password", strip=False, widget=forms.PasswordInput, max_length=128
+    )
 
 
 class SecondFactorForm(forms.Form):
     code = forms.CharField(
-        label="Code from your authenticator app, or a recovery code", max_length=20,
+        label="Code from your authenticator app, or a recovery code",
+        max_length=20,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text"}),
     )
 
 
 class TOTPConfirmForm(forms.Form):
-    code = forms.CharField(label="6-digit code from the app", max_length=10,
-                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code",
-                                                         "inputmode": "numeric"}))
+    code = forms.CharField(
+        label="6-digit code from the app",
+        max_length=10,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
 
 
 class TOTPDisableForm(forms.Form):
-    code = forms.CharField(label="Current code (or a recovery code)", max_length=20,
-                           required=False)
-    password = forms.CharField(label="…or your password", strip=False, required=False,
-                               widget=forms.PasswordInput, max_length=128)
+    code = forms.CharField(label="Current code (or a recovery code)", max_length=20, required=False)
+    password = forms.CharField(
+        label="…or your password",
+        strip=False,
+        required=False,
+        widget=forms.PasswordInput,
+        max_length=128,
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -78,11 +88,22 @@ class TOTPDisableForm(forms.Form):
 
 
 class ProfileForm(forms.ModelForm):
+    website = forms.URLField(required=False, max_length=200, assume_scheme="https")
+
     class Meta:
         model = User
         fields = [
-            "full_name", "phone", "country", "company_name", "website", "street_address",
-            "city", "region", "postal_code", "preferred_currency", "vat_id",
+            "full_name",
+            "phone",
+            "country",
+            "company_name",
+            "website",
+            "street_address",
+            "city",
+            "region",
+            "postal_code",
+            "preferred_currency",
+            "vat_id",
         ]
         labels = {"region": "State/region", "vat_id": "VAT ID"}
 
@@ -100,8 +121,9 @@ class ProfileImageForm(forms.Form):
 
 class EmailChangeForm(forms.Form):
     new_email = forms.EmailField(label="New email address", max_length=254)
-    password = forms.CharField(label="Current password", strip=False, widget=forms.PasswordInput,
-                               max_length=128)
+    password = forms.CharField(
+        label="Current password", strip=False, widget=forms.PasswordInput, max_length=128
+    )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

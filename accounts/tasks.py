@@ -7,20 +7,25 @@ import smtplib
 from celery import shared_task
 
 from accounts import emails
+from accounts.models import User
 
 # Transient delivery faults are retried with backoff; anything else is a bug and is raised.
 TRANSIENT = (smtplib.SMTPException, ConnectionError, TimeoutError, OSError)
-RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 30, "retry_backoff_max": 600,
-         "max_retries": 8, "retry_jitter": True}
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 30,
+    "retry_backoff_max": 600,
+    "max_retries": 8,
+    "retry_jitter": True,
+}
 
 
-def _user(user_id: int):  # noqa: ANN202
-    from accounts.models import User
+def _user(user_id: int):
 
     return User.objects.filter(pk=user_id, is_active=True).first()
 
 
-@shared_task(**RETRY)
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=30, retry_backoff_max=600, max_retries=8)
 def send_verification_email(user_id: int) -> bool:
     user = _user(user_id)
     if user is None or (user.email_verified_at and not user.pending_email):
@@ -29,7 +34,7 @@ def send_verification_email(user_id: int) -> bool:
     return True
 
 
-@shared_task(**RETRY)
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=30, retry_backoff_max=600, max_retries=8)
 def send_email_change_notice(user_id: int) -> bool:
     user = _user(user_id)
     if user is None:
@@ -38,7 +43,7 @@ def send_email_change_notice(user_id: int) -> bool:
     return True
 
 
-@shared_task(**RETRY)
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=30, retry_backoff_max=600, max_retries=8)
 def send_password_reset_email(user_id: int) -> bool:
     user = _user(user_id)
     if user is None:

@@ -14,8 +14,11 @@ urlpatterns = [
     path("logout/", auth.logout, name="logout"),
     path("password-reset/", auth.password_reset, name="password_reset"),
     path("password-reset/sent/", auth.password_reset_done, name="password_reset_done"),
-    path("reset/<uidb64>/<token>/", auth.PasswordResetConfirm.as_view(),
-         name="password_reset_confirm"),
+    path(
+        "reset/<uidb64>/<token>/",
+        auth.PasswordResetConfirm.as_view(),
+        name="password_reset_confirm",
+    ),
     path("reset/done/", auth.password_reset_complete, name="password_reset_complete"),
     path("profile/", profile.profile, name="profile"),
     path("profile/image/", profile.profile_image, name="profile_image"),
@@ -30,6 +33,9 @@ urlpatterns = [
     path("2fa/recovery-codes/", profile.recovery_codes_new, name="recovery_codes_new"),
     path("notifications/", notifications.inbox, name="notifications"),
     path("notifications/read-all/", notifications.mark_all_read, name="notifications_read_all"),
-    path("notifications/<int:notification_id>/read/", notifications.mark_read,
-         name="notification_read"),
+    path(
+        "notifications/<int:notification_id>/read/",
+        notifications.mark_read,
+        name="notification_read",
+    ),
 ]

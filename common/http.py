@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -25,3 +26,14 @@ def client_ip(request: HttpRequest) -> str | None:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         return None
+
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+    class AuthedRequest(HttpRequest):
+        """A request behind login_required: request.user is a real User."""
+
+        user: User
+else:
+    AuthedRequest = HttpRequest

@@ -67,9 +67,7 @@ def inspect_header(data: bytes, limits: ImageLimits) -> Image.Image:
     if width > limits.max_side or height > limits.max_side:
         raise ImageRejected(f"The image is larger than {limits.max_side} pixels on a side.")
     if width * height > limits.max_pixels:
-        raise ImageRejected(
-            f"The image has more than {limits.max_pixels // 1_000_000} megapixels."
-        )
+        raise ImageRejected(f"The image has more than {limits.max_pixels // 1_000_000} megapixels.")
     if max(width, height) / min(width, height) > limits.max_aspect:
         raise ImageRejected("The image is too long and thin.")
     if getattr(img, "n_frames", 1) > limits.max_frames:
@@ -77,7 +75,9 @@ def inspect_header(data: bytes, limits: ImageLimits) -> Image.Image:
     return img
 
 
-def sanitize_image(stream: IO[bytes], limits: ImageLimits, *, fit_to: int | None = None) -> CleanImage:
+def sanitize_image(
+    stream: IO[bytes], limits: ImageLimits, *, fit_to: int | None = None
+) -> CleanImage:
     data = _read_limited(stream, limits.max_bytes)
     img = inspect_header(data, limits)
     fmt = img.format or "JPEG"
@@ -88,8 +88,13 @@ def sanitize_image(stream: IO[bytes], limits: ImageLimits, *, fit_to: int | None
                 img.draft("RGB", (fit_to, fit_to))  # decode at reduced scale: less memory
             img.load()
             img = ImageOps.exif_transpose(img) or img
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as exc:
         raise ImageRejected("The image is damaged or truncated.") from exc
     has_alpha = img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info)
     img = img.convert("RGBA" if has_alpha else "RGB")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
@@ -16,7 +18,7 @@ class SiteAdmin(admin.AdminSite):
     index_title = "Support and privacy"
 
     def has_permission(self, request: HttpRequest) -> bool:
-        user = request.user
+        user: Any = request.user
         return bool(
             user.is_active and user.is_staff and getattr(user, "is_verified", lambda: False)()
         )
@@ -24,12 +26,16 @@ class SiteAdmin(admin.AdminSite):
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         """Send staff to the site's login (password, then TOTP) or to 2FA enrolment."""
         next_url = request.GET.get("next") or reverse("admin:index")
-        user = request.user
+        user: Any = request.user  # django-otp adds is_verified() at runtime
         if user.is_authenticated and user.is_staff and not user.is_verified():
             has_device = user.totpdevice_set.filter(confirmed=True).exists()
             if has_device:
                 messages.info(request, "Confirm your second factor to enter the admin.")
-                return redirect(f"{reverse('accounts:login_2fa_step_up')}?{urlencode({'next': next_url})}")
-            messages.warning(request, "Staff must turn on two-factor authentication to use the admin.")
+                return redirect(
+                    f"{reverse('accounts:login_2fa_step_up')}?{urlencode({'next': next_url})}"
+                )
+            messages.warning(
+                request, "Staff must turn on two-factor authentication to use the admin."
+            )
             return redirect("accounts:twofactor")
         return redirect(f"{reverse('accounts:login')}?{urlencode({'next': next_url})}")

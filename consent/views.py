@@ -14,8 +14,12 @@ def privacy_policy(request: HttpRequest) -> HttpResponse:
     the processing register; until then it must not claim more than the code does.
     """
     rows = sorted(USER_FIELDS.items(), key=lambda item: item[1][0])
-    return render(request, "privacy.html", {
-        "fields": rows,
-        "unverified_days": settings.UNVERIFIED_ACCOUNT_DAYS,
-        "lockout_failures": settings.AXES_FAILURE_LIMIT,
-    })
+    return render(
+        request,
+        "privacy.html",
+        {
+            "fields": rows,
+            "unverified_days": settings.UNVERIFIED_ACCOUNT_DAYS,
+            "lockout_failures": settings.AXES_FAILURE_LIMIT,
+        },
+    )

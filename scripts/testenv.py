@@ -61,8 +61,9 @@ def start(name: str, cmd: list[str], **kwargs: object) -> subprocess.Popen[bytes
     logdir = ROOT / "var" / "test-services"
     logdir.mkdir(parents=True, exist_ok=True)
     out = open(logdir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                            **kwargs)  # type: ignore[call-overload]
+    proc = subprocess.Popen(
+        cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs
+    )  # type: ignore[call-overload]
     STARTED.append((name, proc))
     return proc
 
@@ -82,20 +83,53 @@ def ensure_postgres(env: dict[str, str]) -> None:
     if port_open("127.0.0.1", 5432):
         env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/photoprivacy"
         return
-    initdb = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
+    initdb = shutil.which("initdb") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None
+    )
     if not initdb:
-        raise RuntimeError("PostgreSQL is not running on 127.0.0.1:5432 and initdb is not installed")
+        raise RuntimeError(
+            "PostgreSQL is not running on 127.0.0.1:5432 and initdb is not installed"
+        )
     bindir = Path(initdb).parent
     data = Path(tempfile.mkdtemp(prefix="pp-pg-"))
     port = free_port()
     as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_pg:
         shutil.chown(data, "postgres")
-    subprocess.run([*as_pg, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                    "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
-                   check=True, stdout=subprocess.DEVNULL)
-    start("postgres", [*as_pg, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
-                       "-k", str(data), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+    subprocess.run(
+        [
+            *as_pg,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    start(
+        "postgres",
+        [
+            *as_pg,
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(data),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+        ],
+    )
     wait_for(lambda: port_open("127.0.0.1", port), "private PostgreSQL")
     env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{port}/photoprivacy"
     log(f"started a private PostgreSQL on port {port}")
@@ -109,10 +143,14 @@ def ensure_redis(env: dict[str, str]) -> None:
         return
     server = shutil.which("redis-server")
     if not server:
-        raise RuntimeError("Redis is not running on 127.0.0.1:6379 and redis-server is not installed")
+        raise RuntimeError(
+            "Redis is not running on 127.0.0.1:6379 and redis-server is not installed"
+        )
     port = free_port()
-    start("redis", [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                    "--appendonly", "no"])
+    start(
+        "redis",
+        [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+    )
     wait_for(lambda: redis_ping("127.0.0.1", port), "private Redis")
     env["REDIS_URL"] = f"redis://127.0.0.1:{port}/13"
     log(f"started a private Redis on port {port}")
@@ -125,7 +163,7 @@ def ensure_s3(env: dict[str, str]) -> None:
 
     def up() -> bool:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1)  # noqa: S310
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
             return True
         except OSError:
             return False
@@ -137,15 +175,29 @@ def ensure_s3(env: dict[str, str]) -> None:
 def ensure_smtp(env: dict[str, str]) -> None:
     port = free_port()
     maildir = Path(tempfile.mkdtemp(prefix="pp-mail-"))
-    start("smtp", [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
-                   "-c", "aiosmtpd.handlers.Mailbox", str(maildir / "Maildir")])
+    start(
+        "smtp",
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"127.0.0.1:{port}",
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+            str(maildir / "Maildir"),
+        ],
+    )
     wait_for(lambda: port_open("127.0.0.1", port), "aiosmtpd SMTP sink")
     env["TEST_SMTP_PORT"] = str(port)
     env["TEST_MAILDIR"] = str(maildir / "Maildir")
 
 
 def ensure_clamd(env: dict[str, str]) -> None:
-    clamd = shutil.which("clamd") or ("/usr/sbin/clamd" if Path("/usr/sbin/clamd").exists() else None)
+    clamd = shutil.which("clamd") or (
+        "/usr/sbin/clamd" if Path("/usr/sbin/clamd").exists() else None
+    )
     if not clamd:
         log("clamd is not installed: malware-scan tests will skip (or fail with CI=true)")
         return
@@ -198,7 +250,7 @@ def main(argv: list[str]) -> int:
     if "--" not in argv:
         print(__doc__)
         return 2
-    cmd = argv[argv.index("--") + 1:]
+    cmd = argv[argv.index("--") + 1 :]
     env = dict(os.environ)
     env.setdefault("APP_ENV", "test")
     try:

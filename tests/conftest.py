@@ -39,14 +39,16 @@ def _celery_eager() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _private_media(settings, tmp_path) -> None:  # noqa: ANN001
+def _private_media(settings, tmp_path) -> None:
     if "S3Storage" not in settings.STORAGES["default"]["BACKEND"]:
         settings.STORAGES = {
             **settings.STORAGES,
             "default": {
                 **settings.STORAGES["default"],
-                "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"],
-                            "location": str(tmp_path / "media")},
+                "OPTIONS": {
+                    **settings.STORAGES["default"]["OPTIONS"],
+                    "location": str(tmp_path / "media"),
+                },
             },
         }
 
@@ -57,27 +59,27 @@ def password() -> str:
 
 
 @pytest.fixture
-def customer(db) -> User:  # noqa: ANN001
+def customer(db) -> User:
     return UserFactory(email="casey@example.com", full_name="Casey Customer")
 
 
 @pytest.fixture
-def other_customer(db) -> User:  # noqa: ANN001
+def other_customer(db) -> User:
     return UserFactory(email="olive@example.com", full_name="Olive Other")
 
 
 @pytest.fixture
-def support(db) -> User:  # noqa: ANN001
+def support(db) -> User:
     return UserFactory(email="support@example.com", role=roles.SUPPORT)
 
 
 @pytest.fixture
-def retoucher(db) -> User:  # noqa: ANN001
+def retoucher(db) -> User:
     return UserFactory(email="retoucher@example.com", role=roles.RETOUCHER)
 
 
 @pytest.fixture
-def privacy_officer(db) -> User:  # noqa: ANN001
+def privacy_officer(db) -> User:
     return UserFactory(email="privacy@example.com", role=roles.PRIVACY_OFFICER)
 
 
@@ -86,8 +88,9 @@ def login_client(user: User, *, verified: bool = False) -> Client:
     client = Client()
     client.force_login(user)
     if verified:
-        device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or \
-            TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+        device = TOTPDevice.objects.filter(
+            user=user, confirmed=True
+        ).first() or TOTPDevice.objects.create(user=user, name="test", confirmed=True)
         session = client.session
         session["otp_device_id"] = device.persistent_id
         session.save()

@@ -14,5 +14,10 @@ def user_update_by_staff(
         user.email = user.email.strip().lower()
         user.save()
         if changed_fields:
-            audit_log_write(actor=actor, action=AuditAction.STAFF_USER_EDIT, subject=user,
-                            ip_address=ip_address, detail={"fields": sorted(changed_fields)})
+            audit_log_write(
+                actor=actor,
+                action=AuditAction.STAFF_USER_EDIT,
+                subject=user,
+                ip_address=ip_address,
+                detail={"fields": sorted(changed_fields)},
+            )

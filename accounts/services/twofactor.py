@@ -53,7 +53,9 @@ def totp_qr_svg(device: TOTPDevice) -> str:
 def recovery_codes_regenerate(*, user: User) -> list[str]:
     codes = [_new_code() for _ in range(settings.RECOVERY_CODE_COUNT)]
     RecoveryCode.objects.filter(user=user).delete()
-    RecoveryCode.objects.bulk_create(RecoveryCode(user=user, code_hash=_hash_code(c)) for c in codes)
+    RecoveryCode.objects.bulk_create(
+        RecoveryCode(user=user, code_hash=_hash_code(c)) for c in codes
+    )
     return codes
 
 
@@ -62,19 +64,24 @@ def totp_enrolment_confirm(
 ) -> list[str]:
     """Confirm the first code from the app; returns the recovery codes to show once."""
     with transaction.atomic():
-        device = TOTPDevice.objects.select_for_update().filter(
-            pk=device_id, user=user, confirmed=False
-        ).first()
+        device = (
+            TOTPDevice.objects.select_for_update()
+            .filter(pk=device_id, user=user, confirmed=False)
+            .first()
+        )
         if device is None:
             raise AccountError("This enrolment has expired. Start again.")
         if not device.verify_token(token.strip()):
-            raise AccountError("That code is not right. Check the time on your phone and try again.")
+            raise AccountError(
+                "That code is not right. Check the time on your phone and try again."
+            )
         TOTPDevice.objects.filter(user=user, confirmed=True).delete()
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         codes = recovery_codes_regenerate(user=user)
-        audit_log_write(actor=actor, action=AuditAction.TWOFA_ENABLED, subject=user,
-                        ip_address=ip_address)
+        audit_log_write(
+            actor=actor, action=AuditAction.TWOFA_ENABLED, subject=user, ip_address=ip_address
+        )
     return codes
 
 
@@ -91,8 +98,12 @@ def second_factor_check(*, user: User, code: str, ip_address: str | None) -> TOT
             user=user, code_hash=_hash_code(code), used_at__isnull=True
         ).update(used_at=timezone.now())
         if used:
-            audit_log_write(actor=user, action=AuditAction.RECOVERY_CODE_USED, subject=user,
-                            ip_address=ip_address)
+            audit_log_write(
+                actor=user,
+                action=AuditAction.RECOVERY_CODE_USED,
+                subject=user,
+                ip_address=ip_address,
+            )
             return device
     return None
 
@@ -109,8 +120,9 @@ def totp_disable(
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
         RecoveryCode.objects.filter(user=user).delete()
-        audit_log_write(actor=actor, action=AuditAction.TWOFA_DISABLED, subject=user,
-                        ip_address=ip_address)
+        audit_log_write(
+            actor=actor, action=AuditAction.TWOFA_DISABLED, subject=user, ip_address=ip_address
+        )
 
 
 def recovery_codes_reissue(*, actor: User, user: User, ip_address: str | None) -> list[str]:
@@ -118,6 +130,10 @@ def recovery_codes_reissue(*, actor: User, user: User, ip_address: str | None) -
         raise AccountError("Turn on two-factor authentication first.")
     with transaction.atomic():
         codes = recovery_codes_regenerate(user=user)
-        audit_log_write(actor=actor, action=AuditAction.RECOVERY_CODES_REGENERATED, subject=user,
-                        ip_address=ip_address)
+        audit_log_write(
+            actor=actor,
+            action=AuditAction.RECOVERY_CODES_REGENERATED,
+            subject=user,
+            ip_address=ip_address,
+        )
     return codes

@@ -28,8 +28,17 @@ class AccountError(Exception):
 
 
 PROFILE_FIELDS = (
-    "full_name", "phone", "country", "company_name", "website", "street_address", "city",
-    "region", "postal_code", "preferred_currency", "vat_id",
+    "full_name",
+    "phone",
+    "country",
+    "company_name",
+    "website",
+    "street_address",
+    "city",
+    "region",
+    "postal_code",
+    "preferred_currency",
+    "vat_id",
 )
 
 
@@ -44,11 +53,15 @@ def user_register(
     try:
         with transaction.atomic():
             user = User.objects.create_user(
-                email, password, full_name=full_name.strip(), country=country,
+                email,
+                password,
+                full_name=full_name.strip(),
+                country=country,
                 age_confirmed_at=timezone.now(),
             )
-            audit_log_write(actor=user, action=AuditAction.SIGNUP, subject=user,
-                            ip_address=ip_address)
+            audit_log_write(
+                actor=user, action=AuditAction.SIGNUP, subject=user, ip_address=ip_address
+            )
             transaction.on_commit(lambda: tasks.send_verification_email.delay(user.pk))
     except IntegrityError as exc:
         raise AccountError("An account with this email address already exists.") from exc
@@ -64,8 +77,9 @@ def user_verify_email(*, token: str, ip_address: str | None) -> User:
         if claim.email == user.email and user.email_verified_at is None:
             user.email_verified_at = timezone.now()
             user.save(update_fields=["email_verified_at", "updated_at"])
-            audit_log_write(actor=user, action=AuditAction.EMAIL_VERIFIED, subject=user,
-                            ip_address=ip_address)
+            audit_log_write(
+                actor=user, action=AuditAction.EMAIL_VERIFIED, subject=user, ip_address=ip_address
+            )
         elif claim.email == user.pending_email and user.pending_email:
             if User.objects.filter(email=claim.email).exclude(pk=user.pk).exists():
                 raise VerificationError("Another account now uses this email address.")
@@ -74,8 +88,13 @@ def user_verify_email(*, token: str, ip_address: str | None) -> User:
             user.pending_email = ""
             user.email_verified_at = timezone.now()
             user.save(update_fields=["email", "pending_email", "email_verified_at", "updated_at"])
-            audit_log_write(actor=user, action=AuditAction.EMAIL_CHANGED, subject=user,
-                            ip_address=ip_address, detail={"old_domain": old.rsplit("@", 1)[-1]})
+            audit_log_write(
+                actor=user,
+                action=AuditAction.EMAIL_CHANGED,
+                subject=user,
+                ip_address=ip_address,
+                detail={"old_domain": old.rsplit("@", 1)[-1]},
+            )
         else:
             raise VerificationError("This verification link has already been used.")
     return user
@@ -96,8 +115,13 @@ def user_update_profile(
         for field in changed:
             setattr(user, field, data[field])
         user.save(update_fields=[*changed, "updated_at"])
-        audit_log_write(actor=actor, action=AuditAction.PROFILE_UPDATED, subject=user,
-                        ip_address=ip_address, detail={"fields": changed})
+        audit_log_write(
+            actor=actor,
+            action=AuditAction.PROFILE_UPDATED,
+            subject=user,
+            ip_address=ip_address,
+            detail={"fields": changed},
+        )
     return changed
 
 
@@ -108,9 +132,7 @@ PROFILE_IMAGE_LIMITS = ImageLimits(
 )
 
 
-def user_set_profile_image(
-    *, actor: User, user: User, upload: Any, ip_address: str | None
-) -> None:
+def user_set_profile_image(*, actor: User, user: User, upload: Any, ip_address: str | None) -> None:
     """Validate, strip metadata, store under a random key, then drop the old file."""
     clean = sanitize_image(upload, PROFILE_IMAGE_LIMITS, fit_to=settings.PROFILE_IMAGE_OUTPUT_SIDE)
     key = f"profile-images/{secrets.token_hex(16)}.{clean.extension}"
@@ -120,8 +142,13 @@ def user_set_profile_image(
         with transaction.atomic():
             user.profile_image.name = stored
             user.save(update_fields=["profile_image", "updated_at"])
-            audit_log_write(actor=actor, action=AuditAction.PROFILE_UPDATED, subject=user,
-                            ip_address=ip_address, detail={"fields": ["profile_image"]})
+            audit_log_write(
+                actor=actor,
+                action=AuditAction.PROFILE_UPDATED,
+                subject=user,
+                ip_address=ip_address,
+                detail={"fields": ["profile_image"]},
+            )
     except Exception:
         default_storage.delete(stored)
         raise
@@ -136,8 +163,13 @@ def user_remove_profile_image(*, actor: User, user: User, ip_address: str | None
     with transaction.atomic():
         user.profile_image.name = ""
         user.save(update_fields=["profile_image", "updated_at"])
-        audit_log_write(actor=actor, action=AuditAction.PROFILE_UPDATED, subject=user,
-                        ip_address=ip_address, detail={"fields": ["profile_image"]})
+        audit_log_write(
+            actor=actor,
+            action=AuditAction.PROFILE_UPDATED,
+            subject=user,
+            ip_address=ip_address,
+            detail={"fields": ["profile_image"]},
+        )
     default_storage.delete(old)
 
 
@@ -154,8 +186,12 @@ def user_request_email_change(
     with transaction.atomic():
         user.pending_email = new_email
         user.save(update_fields=["pending_email", "updated_at"])
-        audit_log_write(actor=actor, action=AuditAction.EMAIL_CHANGE_REQUESTED, subject=user,
-                        ip_address=ip_address)
+        audit_log_write(
+            actor=actor,
+            action=AuditAction.EMAIL_CHANGE_REQUESTED,
+            subject=user,
+            ip_address=ip_address,
+        )
         transaction.on_commit(lambda: tasks.send_verification_email.delay(user.pk))
         transaction.on_commit(lambda: tasks.send_email_change_notice.delay(user.pk))
 
@@ -171,13 +207,20 @@ def user_password_changed(*, user: User, ip_address: str | None, reset: bool = F
 
 
 def password_reset_request(*, email: str, ip_address: str | None) -> None:
-    """Send a reset link if such an active account exists; the caller answers the same either way."""
+    """Send a reset link if such an active account exists.
+
+    The caller answers the same either way, so nothing is learnt about who has an account.
+    """
     user = User.objects.filter(email=normalize_email(email), is_active=True).first()
     if user is None or not user.has_usable_password():
         return
     with transaction.atomic():
-        audit_log_write(actor=None, action=AuditAction.PASSWORD_RESET_REQUESTED, subject=user,
-                        ip_address=ip_address)
+        audit_log_write(
+            actor=None,
+            action=AuditAction.PASSWORD_RESET_REQUESTED,
+            subject=user,
+            ip_address=ip_address,
+        )
         transaction.on_commit(lambda: tasks.send_password_reset_email.delay(user.pk))
 
 
@@ -187,18 +230,24 @@ def user_purge_unverified(*, now: Any = None, batch_size: int = 500) -> int:
     removed = 0
     while True:
         ids = list(
-            User.objects.filter(email_verified_at__isnull=True, is_staff=False,
-                                created_at__lt=cutoff)
-            .order_by("pk").values_list("pk", flat=True)[:batch_size]
+            User.objects.filter(
+                email_verified_at__isnull=True, is_staff=False, created_at__lt=cutoff
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
         )
         if not ids:
             return removed
         with transaction.atomic():
             users = list(User.objects.filter(pk__in=ids).select_for_update())
-            files = [u.profile_image.name for u in users if u.profile_image]
+            files = [u.profile_image.name for u in users if u.profile_image.name]
             for user in users:
-                audit_log_write(actor=None, action=AuditAction.ACCOUNT_PURGED, subject=None,
-                                detail={"user_id": user.pk})
+                audit_log_write(
+                    actor=None,
+                    action=AuditAction.ACCOUNT_PURGED,
+                    subject=None,
+                    detail={"user_id": user.pk},
+                )
             User.objects.filter(pk__in=[u.pk for u in users]).delete()
             removed += len(users)
         for name in files:

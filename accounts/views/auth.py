@@ -12,7 +12,7 @@ from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import SetPasswordForm
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import urlencode
@@ -55,9 +55,13 @@ def signup(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                user_register(email=data["email"], password=data["password"],
-                              full_name=data["full_name"], country=data["country"],
-                              ip_address=client_ip(request))
+                user_register(
+                    email=data["email"],
+                    password=data["password"],
+                    full_name=data["full_name"],
+                    country=data["country"],
+                    ip_address=client_ip(request),
+                )
             except AccountError as exc:
                 form.add_error("email", exc.message)
             else:
@@ -78,7 +82,9 @@ def verify_email(request: HttpRequest, token: str) -> HttpResponse:
     return redirect("accounts:profile" if request.user.is_authenticated else "accounts:login")
 
 
-def lockout_response(request: HttpRequest, response: Any = None, credentials: Any = None) -> HttpResponse:
+def lockout_response(
+    request: HttpRequest, response: Any = None, credentials: Any = None
+) -> HttpResponse:
     return render(request, "accounts/locked_out.html", status=429)
 
 
@@ -96,11 +102,13 @@ def login(request: HttpRequest) -> HttpResponse:
         if user is None:
             known = User.objects.filter(email=email).first()
             if getattr(request, "axes_locked_out", False):
-                audit_log_write(actor=None, action=AuditAction.LOCKOUT, subject=known,
-                                ip_address=ip)
+                audit_log_write(
+                    actor=None, action=AuditAction.LOCKOUT, subject=known, ip_address=ip
+                )
                 return lockout_response(request)
-            audit_log_write(actor=None, action=AuditAction.LOGIN_FAILED, subject=known,
-                            ip_address=ip)
+            audit_log_write(
+                actor=None, action=AuditAction.LOGIN_FAILED, subject=known, ip_address=ip
+            )
             form.add_error(None, "The email address or password is not correct.")
         elif totp_device_for(user) is not None:
             request.session.cycle_key()
@@ -139,8 +147,13 @@ def login_2fa(request: HttpRequest) -> HttpResponse:
         if device is None:
             tries = request.session.get(PENDING_TRIES_KEY, 0) + 1
             request.session[PENDING_TRIES_KEY] = tries
-            audit_log_write(actor=None, action=AuditAction.LOGIN_FAILED, subject=user,
-                            ip_address=ip, detail={"step": "second_factor"})
+            audit_log_write(
+                actor=None,
+                action=AuditAction.LOGIN_FAILED,
+                subject=user,
+                ip_address=ip,
+                detail={"step": "second_factor"},
+            )
             if tries >= SECOND_FACTOR_MAX_TRIES:
                 request.session.flush()
                 messages.error(request, "Too many wrong codes. Log in again.")
@@ -152,8 +165,13 @@ def login_2fa(request: HttpRequest) -> HttpResponse:
                     auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
                 otp_login(request, device)
                 request.session.pop(PENDING_KEY, None)
-                audit_log_write(actor=user, action=AuditAction.LOGIN, subject=user,
-                                ip_address=ip, detail={"second_factor": True})
+                audit_log_write(
+                    actor=user,
+                    action=AuditAction.LOGIN,
+                    subject=user,
+                    ip_address=ip,
+                    detail={"second_factor": True},
+                )
             return redirect(next_url)
     return render_form(request, "accounts/login_2fa.html", {"form": form, "next": next_url})
 
@@ -161,8 +179,12 @@ def login_2fa(request: HttpRequest) -> HttpResponse:
 @require_POST
 def logout(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
-        audit_log_write(actor=request.user, action=AuditAction.LOGOUT, subject=request.user,
-                        ip_address=client_ip(request))
+        audit_log_write(
+            actor=request.user,
+            action=AuditAction.LOGOUT,
+            subject=request.user,
+            ip_address=client_ip(request),
+        )
     auth_logout(request)
     messages.info(request, "You are logged out.")
     return redirect("home")
@@ -184,10 +206,9 @@ def password_reset_done(request: HttpRequest) -> HttpResponse:
 
 class PasswordResetConfirm(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
-    form_class = SetPasswordForm
     success_url = reverse_lazy("accounts:password_reset_complete")
 
-    def dispatch(self, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = super().dispatch(*args, **kwargs)
         if not getattr(self, "validlink", False) and response.status_code == 200:
             response.status_code = 400  # a tampered, used or expired link is bad input

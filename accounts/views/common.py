@@ -12,9 +12,7 @@ def render_form(
 ) -> HttpResponse:
     """Render a page with forms; a bound form with errors answers 400 (bad input is a 4xx)."""
     if status is None:
-        has_errors = any(
-            getattr(v, "is_bound", False) and v.errors for v in context.values()
-        )
+        has_errors = any(getattr(v, "is_bound", False) and v.errors for v in context.values())
         status = 400 if has_errors else 200
     return render(request, template, context, status=status)
 

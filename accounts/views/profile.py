@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -41,13 +41,13 @@ from accounts.services.users import (
     user_update_profile,
 )
 from accounts.views.common import render_form
-from common.http import client_ip
+from common.http import AuthedRequest, client_ip
 from common.imaging import ImageRejected
 
 RECOVERY_SESSION_KEY = "fresh_recovery_codes"
 
 
-def _profile_context(request: HttpRequest, **forms: object) -> dict[str, object]:
+def _profile_context(request: AuthedRequest, **forms: object) -> dict[str, object]:
     user = request.user
     return {
         "profile_form": forms.get("profile_form") or ProfileForm(instance=user),
@@ -60,32 +60,37 @@ def _profile_context(request: HttpRequest, **forms: object) -> dict[str, object]
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: AuthedRequest) -> HttpResponse:
     user = request.user
     if request.method == "POST":
         form = ProfileForm(request.POST, instance=user)
         if form.is_valid():
             # The ModelForm mutated *user* while validating; the service compares to the DB.
             user.refresh_from_db()
-            changed = user_update_profile(actor=user, user=user, data=form.cleaned_data,
-                                          ip_address=client_ip(request))
+            changed = user_update_profile(
+                actor=user, user=user, data=form.cleaned_data, ip_address=client_ip(request)
+            )
             messages.success(request, "Profile saved." if changed else "Nothing changed.")
             return redirect("accounts:profile")
         user.refresh_from_db()
-        return render_form(request, "accounts/profile.html",
-                           _profile_context(request, profile_form=form))
+        return render_form(
+            request, "accounts/profile.html", _profile_context(request, profile_form=form)
+        )
     return render(request, "accounts/profile.html", _profile_context(request))
 
 
 @login_required
 @require_POST
-def profile_image_upload(request: HttpRequest) -> HttpResponse:
+def profile_image_upload(request: AuthedRequest) -> HttpResponse:
     form = ProfileImageForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            user_set_profile_image(actor=request.user, user=request.user,
-                                   upload=form.cleaned_data["image"],
-                                   ip_address=client_ip(request))
+            user_set_profile_image(
+                actor=request.user,
+                user=request.user,
+                upload=form.cleaned_data["image"],
+                ip_address=client_ip(request),
+            )
         except ImageRejected as exc:
             form.add_error("image", exc.message)
         else:
@@ -96,16 +101,15 @@ def profile_image_upload(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def profile_image_remove(request: HttpRequest) -> HttpResponse:
-    user_remove_profile_image(actor=request.user, user=request.user,
-                              ip_address=client_ip(request))
+def profile_image_remove(request: AuthedRequest) -> HttpResponse:
+    user_remove_profile_image(actor=request.user, user=request.user, ip_address=client_ip(request))
     messages.success(request, "Profile image removed.")
     return redirect("accounts:profile")
 
 
 @login_required
 @never_cache
-def profile_image(request: HttpRequest) -> HttpResponse:
+def profile_image(request: AuthedRequest) -> HttpResponseBase:
     """Only the owner sees their image: the lookup is request.user, never an id."""
     name = request.user.profile_image.name if request.user.profile_image else ""
     if not name or not default_storage.exists(name):
@@ -119,18 +123,22 @@ def profile_image(request: HttpRequest) -> HttpResponse:
 @login_required
 @sensitive_post_parameters("password")
 @require_POST
-def email_change(request: HttpRequest) -> HttpResponse:
+def email_change(request: AuthedRequest) -> HttpResponse:
     form = EmailChangeForm(request.POST, user=request.user)
     if form.is_valid():
         try:
-            user_request_email_change(actor=request.user, user=request.user,
-                                      new_email=form.cleaned_data["new_email"],
-                                      ip_address=client_ip(request))
+            user_request_email_change(
+                actor=request.user,
+                user=request.user,
+                new_email=form.cleaned_data["new_email"],
+                ip_address=client_ip(request),
+            )
         except AccountError as exc:
             form.add_error("new_email", exc.message)
         else:
-            messages.success(request, "We sent a link to the new address. Your email changes "
-                                      "once you open it.")
+            messages.success(
+                request, "We sent a link to the new address. Your email changes once you open it."
+            )
             return redirect("accounts:profile")
     return render_form(request, "accounts/profile.html", _profile_context(request, email_form=form))
 
@@ -138,7 +146,7 @@ def email_change(request: HttpRequest) -> HttpResponse:
 @login_required
 @sensitive_post_parameters("old_password", "new_password1", "new_password2")
 @require_POST
-def password_change(request: HttpRequest) -> HttpResponse:
+def password_change(request: AuthedRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request.POST)
     if form.is_valid():
         with transaction.atomic():
@@ -148,13 +156,14 @@ def password_change(request: HttpRequest) -> HttpResponse:
         update_session_auth_hash(request, user)
         messages.success(request, "Password changed. You were logged out everywhere else.")
         return redirect("accounts:profile")
-    return render_form(request, "accounts/profile.html",
-                       _profile_context(request, password_form=form))
+    return render_form(
+        request, "accounts/profile.html", _profile_context(request, password_form=form)
+    )
 
 
 @login_required
 @require_POST
-def resend_verification(request: HttpRequest) -> HttpResponse:
+def resend_verification(request: AuthedRequest) -> HttpResponse:
     user_resend_verification(user=request.user)
     messages.info(request, "We sent the verification link again.")
     return redirect("accounts:profile")
@@ -162,29 +171,40 @@ def resend_verification(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @never_cache
-def twofactor(request: HttpRequest) -> HttpResponse:
+def twofactor(request: AuthedRequest) -> HttpResponse:
     codes = request.session.pop(RECOVERY_SESSION_KEY, None)
-    return render(request, "accounts/twofactor.html", {
-        "device": totp_device_for(request.user),
-        "recovery_codes": codes,
-        "disable_form": TOTPDisableForm(),
-        "remaining_codes": request.user.recovery_codes.filter(used_at__isnull=True).count(),
-    })
+    return render(
+        request,
+        "accounts/twofactor.html",
+        {
+            "device": totp_device_for(request.user),
+            "recovery_codes": codes,
+            "disable_form": TOTPDisableForm(),
+            "remaining_codes": request.user.recovery_codes.filter(used_at__isnull=True).count(),
+        },
+    )
 
 
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
-def twofactor_setup(request: HttpRequest) -> HttpResponse:
+def twofactor_setup(request: AuthedRequest) -> HttpResponse:
     form = TOTPConfirmForm(request.POST or None)
     device_id = request.session.get("totp_enrol_device")
-    device = (TOTPDevice.objects.filter(pk=device_id, user=request.user, confirmed=False).first()
-              if device_id else None)
+    device = (
+        TOTPDevice.objects.filter(pk=device_id, user=request.user, confirmed=False).first()
+        if device_id
+        else None
+    )
     if request.method == "POST" and device is not None and form.is_valid():
         try:
-            codes = totp_enrolment_confirm(actor=request.user, user=request.user,
-                                           device_id=device.pk, token=form.cleaned_data["code"],
-                                           ip_address=client_ip(request))
+            codes = totp_enrolment_confirm(
+                actor=request.user,
+                user=request.user,
+                device_id=device.pk,
+                token=form.cleaned_data["code"],
+                ip_address=client_ip(request),
+            )
         except AccountError as exc:
             form.add_error("code", exc.message)
         else:
@@ -197,9 +217,15 @@ def twofactor_setup(request: HttpRequest) -> HttpResponse:
     if device is None or request.method == "GET":
         device = totp_enrolment_start(user=request.user)
         request.session["totp_enrol_device"] = device.pk
-    return render_form(request, "accounts/twofactor_setup.html", {
-        "form": form, "qr_svg": totp_qr_svg(device), "secret": _b32(device),
-    })
+    return render_form(
+        request,
+        "accounts/twofactor_setup.html",
+        {
+            "form": form,
+            "qr_svg": totp_qr_svg(device),
+            "secret": _b32(device),
+        },
+    )
 
 
 def _b32(device: TOTPDevice) -> str:
@@ -211,29 +237,41 @@ def _b32(device: TOTPDevice) -> str:
 @login_required
 @sensitive_post_parameters("password")
 @require_POST
-def twofactor_disable(request: HttpRequest) -> HttpResponse:
+def twofactor_disable(request: AuthedRequest) -> HttpResponse:
     form = TOTPDisableForm(request.POST)
     if form.is_valid():
         try:
-            totp_disable(actor=request.user, user=request.user, code=form.cleaned_data["code"],
-                         password=form.cleaned_data["password"], ip_address=client_ip(request))
+            totp_disable(
+                actor=request.user,
+                user=request.user,
+                code=form.cleaned_data["code"],
+                password=form.cleaned_data["password"],
+                ip_address=client_ip(request),
+            )
         except AccountError as exc:
             form.add_error(None, exc.message)
         else:
             messages.success(request, "Two-factor authentication is off.")
             return redirect("accounts:twofactor")
-    return render(request, "accounts/twofactor.html", {
-        "device": totp_device_for(request.user), "disable_form": form,
-        "remaining_codes": request.user.recovery_codes.filter(used_at__isnull=True).count(),
-    }, status=400)
+    return render(
+        request,
+        "accounts/twofactor.html",
+        {
+            "device": totp_device_for(request.user),
+            "disable_form": form,
+            "remaining_codes": request.user.recovery_codes.filter(used_at__isnull=True).count(),
+        },
+        status=400,
+    )
 
 
 @login_required
 @require_POST
-def recovery_codes_new(request: HttpRequest) -> HttpResponse:
+def recovery_codes_new(request: AuthedRequest) -> HttpResponse:
     try:
-        codes = recovery_codes_reissue(actor=request.user, user=request.user,
-                                       ip_address=client_ip(request))
+        codes = recovery_codes_reissue(
+            actor=request.user, user=request.user, ip_address=client_ip(request)
+        )
     except AccountError as exc:
         messages.error(request, exc.message)
         return redirect("accounts:twofactor")

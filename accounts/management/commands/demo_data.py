@@ -41,15 +41,21 @@ class Command(BaseCommand):
                     continue
                 password = secrets.token_urlsafe(12)
                 user = User.objects.create_user(
-                    email, password, full_name=name, country="IE",
-                    is_staff=role is not None, is_superuser=superuser,
-                    email_verified_at=timezone.now(), age_confirmed_at=timezone.now(),
+                    email,
+                    password,
+                    full_name=name,
+                    country="IE",
+                    is_staff=role is not None,
+                    is_superuser=superuser,
+                    email_verified_at=timezone.now(),
+                    age_confirmed_at=timezone.now(),
                 )
                 if role:
                     user.groups.add(Group.objects.get(name=role))
                 else:
                     notification_create(
-                        user=user, title="Welcome to the demo",
+                        user=user,
+                        title="Welcome to the demo",
                         body="This is an in-site notification. Mark it as read when you like.",
                     )
                 created.append(f"{email}\t{password}\t{role or 'customer'}")
@@ -58,8 +64,10 @@ class Command(BaseCommand):
             new_file = not path.exists()
             with path.open("a") as fh:
                 if new_file:
-                    fh.write("# Demo accounts (email, password, role). Staff must turn on 2FA\n"
-                             "# at first login to the admin.\n")
+                    fh.write(
+                        "# Demo accounts (email, password, role). Staff must turn on 2FA\n"
+                        "# at first login to the admin.\n"
+                    )
                 fh.write("\n".join(created) + "\n")
             path.chmod(0o600)
         self.stdout.write(f"Demo accounts: {len(created)} created; credentials in {path}")
