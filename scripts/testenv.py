@@ -253,6 +253,9 @@ def main(argv: list[str]) -> int:
     cmd = argv[argv.index("--") + 1 :]
     env = dict(os.environ)
     env.setdefault("APP_ENV", "test")
+    # Parallel runs (several developers or agents on one machine) must not collide.
+    env.setdefault("TEST_DATABASE_NAME", f"test_photoprivacy_{os.getpid()}")
+    env.setdefault("CELERY_QUEUE", f"test-{os.getpid()}")
     try:
         ensure_postgres(env)
         ensure_redis(env)
