@@ -2,12 +2,17 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 
-from accounts.models import AuditEvent, Notification, User
+from accounts.models import AuditEvent, DailyUsage, Notification, RequestLog, User
+from accounts.services.requestlog import request_log_export_csv
 from accounts.services.staff import user_update_by_staff
 from common.http import client_ip
 
@@ -134,6 +139,106 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_select_related = ("actor", "subject")
     search_fields = ("actor__email", "subject__email", "ip_address")
     date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class RequestLogExportForm(forms.Form):
+    start = forms.DateTimeField(
+        label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    end = forms.DateTimeField(
+        label="Until (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    ip_address = forms.GenericIPAddressField(label="Only this client address", required=False)
+    reason = forms.CharField(
+        label="Reason (incident, authority request)",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start and end and end <= start:
+            raise forms.ValidationError("The end must be after the start.")
+        return data
+
+
+@admin.register(RequestLog)
+class RequestLogAdmin(admin.ModelAdmin):
+    """Staff query the log for an incident window and export it as CSV (LOG-4)."""
+
+    list_display = ("time", "ip_address", "method", "path", "status", "user_id", "browser", "os")
+    list_filter = ("status", "method", "browser")
+    search_fields = ("=ip_address", "path")
+    date_hierarchy = "time"
+    show_full_result_count = False  # COUNT(*) over millions of rows on every page is waste
+    change_list_template = "admin/accounts/requestlog/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "export/",
+                self.admin_site.admin_view(self.export_view),
+                name="accounts_requestlog_export",
+            ),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
+        if not request.user.has_perm("accounts.export_requestlog"):
+            raise PermissionDenied
+        form = RequestLogExportForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            rows = request_log_export_csv(
+                actor=cast(User, request.user),
+                start=data["start"],
+                end=data["end"],
+                ip_address=data["ip_address"] or None,
+                reason=data["reason"],
+                actor_ip=client_ip(request),
+            )
+            response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+            name = f"request-log-{data['start']:%Y%m%dT%H%M}-{data['end']:%Y%m%dT%H%M}.csv"
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Export request-log lines",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(
+            request,
+            "admin/accounts/requestlog/export.html",
+            context,
+            status=400 if form.errors else 200,
+        )
+
+
+@admin.register(DailyUsage)
+class DailyUsageAdmin(admin.ModelAdmin):
+    list_display = ("day", "path_group", "status_class", "browser", "requests", "bytes_sent")
+    list_filter = ("status_class", "browser")
+    date_hierarchy = "day"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

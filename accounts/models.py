@@ -10,6 +10,8 @@ from django.utils import timezone
 from django_countries.fields import CountryField
 
 from accounts.choices import CURRENCY_CHOICES
+from common.fields import personal
+from common.maintenance import maintenance_allowed
 from common.models import TimeStampedModel
 
 
@@ -148,14 +150,21 @@ class AuditAction(models.TextChoices):
     PROFILE_UPDATED = "profile_updated", "Profile updated"
     STAFF_USER_EDIT = "staff_user_edit", "Staff edited a user"
     ACCOUNT_PURGED = "account_purged", "Unverified account removed"
+    REQUEST_LOG_EXPORT = "request_log_export", "Request log exported"
 
 
 class AuditQuerySet(models.QuerySet["AuditEvent"]):
+    """Append-only, except for the retention engine and erasure (privacy_maintenance)."""
+
     def update(self, **kwargs: Any) -> int:
-        raise PermissionError("The audit log is append-only")
+        if not maintenance_allowed():
+            raise PermissionError("The audit log is append-only")
+        return super().update(**kwargs)
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        raise PermissionError("The audit log is append-only")
+        if not maintenance_allowed():
+            raise PermissionError("The audit log is append-only")
+        return super().delete()
 
 
 class AuditEvent(models.Model):
@@ -218,3 +227,61 @@ class RecoveryCode(models.Model):
 
     def __str__(self) -> str:
         return f"recovery code of user {self.user_id}"
+
+
+class RequestLog(models.Model):
+    """One line per request (LOG-1), kept at most REQUEST_LOG_RETENTION_DAYS (LOG-2).
+
+    Written in batches by a worker from a Redis buffer, never in the request itself.
+    """
+
+    request_id = models.UUIDField(unique=True)  # makes a replayed batch harmless
+    time = models.DateTimeField(db_index=True)
+    ip_address = personal(models.GenericIPAddressField(null=True, blank=True))
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    # No database constraint: the log must accept a line for a user being erased concurrently.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
+    )
+    status = models.PositiveSmallIntegerField()
+    bytes_sent = models.BigIntegerField(default=0)
+    browser = models.CharField(max_length=50, blank=True)
+    os = models.CharField("operating system", max_length=50, blank=True)
+    referrer = models.CharField(max_length=500, blank=True)
+    language = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        indexes = [models.Index(fields=["ip_address", "time"], name="reqlog_ip_time_idx")]
+        permissions = [("export_requestlog", "Can export request-log lines of an incident")]
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.method} {self.path} {self.status}"
+
+
+class DailyUsage(models.Model):
+    """Aggregated, non-identifying statistics that outlive the request log (LOG-3)."""
+
+    day = models.DateField()
+    path_group = models.CharField(max_length=50)
+    status_class = models.CharField(max_length=3)
+    browser = models.CharField(max_length=50)
+    requests = models.PositiveIntegerField()
+    bytes_sent = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["-day", "path_group"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "path_group", "status_class", "browser"], name="daily_usage_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.path_group} {self.status_class}: {self.requests}"

@@ -7,6 +7,8 @@ checks that every concrete field of User is either listed here or is account plu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 # field -> (data category, purpose)
 USER_FIELDS: dict[str, tuple[str, str]] = {
     "email": ("contact", "Log in, order confirmations and delivery updates"),
@@ -33,3 +35,199 @@ USER_FIELDS: dict[str, tuple[str, str]] = {
 USER_PLUMBING = frozenset(
     {"id", "is_active", "is_staff", "is_superuser", "created_at", "updated_at"}
 )
+
+
+# --- Registry declarations (discovered at start-up by dsr.apps) --------------------------------
+def _register() -> None:
+    from datetime import timedelta
+
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+    from django.conf import settings
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.sessions.models import Session
+    from django.db.models import Q
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.models import AuditEvent, Notification, RecoveryCode, RequestLog, User
+    from dsr.registry import Anonymise, Category, Delete, PersonalData, Retention, registry
+
+    def days(setting: str) -> Callable[[], timedelta]:
+        # Read at run time, so a changed setting changes the rule (and the privacy page).
+        return lambda: timedelta(days=getattr(settings, setting))
+
+    registry.register(
+        PersonalData(
+            model=User,
+            subject="",
+            purpose="account",
+            fields={name: cat for name, (cat, _) in USER_FIELDS.items()},
+            export=tuple(n for n in USER_FIELDS if n != "password"),
+            file_fields=("profile_image",),
+            erasure=Anonymise(
+                {
+                    "full_name": "",
+                    "phone": "",
+                    "company_name": "",
+                    "website": "",
+                    "street_address": "",
+                    "city": "",
+                    "region": "",
+                    "postal_code": "",
+                    "vat_id": "",
+                    "pending_email": "",
+                    "profile_image": "",
+                    "is_active": False,
+                }
+            ),
+            retention=Retention(
+                clock="created_at",
+                period=days("UNVERIFIED_ACCOUNT_DAYS"),
+                filter=Q(email_verified_at__isnull=True, is_staff=False),
+                description="only accounts whose email address was never confirmed",
+            ),
+            description="Customer and staff accounts.",
+        )
+    )
+    registry.register(
+        PersonalData(
+            model=Notification,
+            subject="user",
+            purpose="communication",
+            fields={
+                "title": Category.CONTENT,
+                "body": Category.CONTENT,
+                "read_at": Category.ACCOUNT,
+            },
+            export=("created_at", "title", "body", "link", "read_at"),
+            erasure=Delete(),
+            retention=Retention(clock="created_at", period=days("NOTIFICATION_RETENTION_DAYS")),
+            description="In-site notifications.",
+        )
+    )
+    registry.register(
+        PersonalData(
+            model=AuditEvent,
+            subject="subject",
+            purpose="security",
+            fields={
+                "ip_address": Category.NETWORK,
+                "action": Category.SECURITY,
+                "detail": Category.SECURITY,
+            },
+            export=("created_at", "action", "ip_address"),
+            erasure=Anonymise({"ip_address": None, "detail": {}}),
+            retention=Retention(clock="created_at", period=days("AUDIT_RETENTION_DAYS")),
+            description="Security and staff events about an account.",
+        )
+    )
+    registry.register(
+        PersonalData(
+            model=RecoveryCode,
+            subject="user",
+            purpose="security",
+            fields={"code_hash": Category.CREDENTIALS},
+            export=("created_at", "used_at"),
+            erasure=Delete(),
+            description="Two-factor recovery codes (keyed hashes).",
+        )
+    )
+    registry.register(
+        PersonalData(
+            model=TOTPDevice,
+            subject="user",
+            purpose="security",
+            fields={"key": Category.CREDENTIALS, "name": Category.ACCOUNT},
+            export=("name", "confirmed"),
+            erasure=Delete(),
+            description="Two-factor authenticator apps.",
+        )
+    )
+    registry.register(
+        PersonalData(
+            model=RequestLog,
+            subject="user",
+            purpose="operations",
+            fields={
+                "ip_address": Category.NETWORK,
+                "time": Category.USAGE,
+                "path": Category.USAGE,
+                "browser": Category.NETWORK,
+                "os": Category.NETWORK,
+                "referrer": Category.USAGE,
+                "language": Category.NETWORK,
+                "status": Category.USAGE,
+                "bytes_sent": Category.USAGE,
+                "method": Category.USAGE,
+            },
+            export=(
+                "time",
+                "ip_address",
+                "method",
+                "path",
+                "status",
+                "bytes_sent",
+                "browser",
+                "os",
+                "referrer",
+                "language",
+            ),
+            erasure=Delete(),
+            retention=Retention(clock="time", period=days("REQUEST_LOG_RETENTION_DAYS")),
+            description="Server request log (LOG-1); only daily counts without addresses survive.",
+        )
+    )
+    registry.register(
+        PersonalData(
+            model=Session,
+            purpose="account",
+            fields={"session_data": Category.ACCOUNT},
+            subject_note="The session data holds the user id; every session of a user ends when "
+            "the password hash changes (password change, erasure).",
+            export=(),
+            erasure=Delete(),
+            retention=Retention(
+                clock="expire_date",
+                period=lambda: timedelta(0),
+                description="as soon as the session has expired",
+            ),
+            description="Login sessions.",
+        )
+    )
+    for model, label in (
+        (AccessAttempt, "Failed logins being counted for the lockout"),
+        (AccessLog, "Successful logins"),
+        (AccessFailureLog, "Failed logins"),
+    ):
+        registry.register(
+            PersonalData(
+                model=model,
+                subject_email="username",
+                purpose="security",
+                fields={
+                    "username": Category.CONTACT,
+                    "ip_address": Category.NETWORK,
+                    "user_agent": Category.NETWORK,
+                },
+                export=("username", "ip_address", "attempt_time"),
+                erasure=Delete(),
+                retention=Retention(
+                    clock="attempt_time", period=days("REQUEST_LOG_RETENTION_DAYS")
+                ),
+                description=label + " (django-axes).",
+            )
+        )
+    registry.register(
+        PersonalData(
+            model=LogEntry,
+            subject="user",
+            purpose="security",
+            fields={"object_repr": Category.IDENTITY, "change_message": Category.CONTENT},
+            export=("action_time", "object_repr", "change_message"),
+            erasure=Anonymise({"object_repr": "", "change_message": ""}),
+            retention=Retention(clock="action_time", period=days("ADMIN_LOG_RETENTION_DAYS")),
+            description="Django admin history of staff actions.",
+        )
+    )
+
+
+_register()

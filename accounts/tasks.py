@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 
 from celery import shared_task
+from redis import RedisError
 
 from accounts import emails
 from accounts.models import User
@@ -57,3 +58,19 @@ def purge_unverified_accounts() -> int:
     from accounts.services.users import user_purge_unverified
 
     return user_purge_unverified()
+
+
+@shared_task(
+    autoretry_for=(*TRANSIENT, RedisError), retry_backoff=5, retry_backoff_max=60, max_retries=5
+)
+def request_log_flush() -> int:
+    from accounts.services.requestlog import request_log_flush as flush
+
+    return flush()
+
+
+@shared_task
+def usage_aggregate() -> int:
+    from accounts.services.requestlog import usage_aggregate_pending
+
+    return usage_aggregate_pending()

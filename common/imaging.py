@@ -100,6 +100,9 @@ def sanitize_image(
     img = img.convert("RGBA" if has_alpha else "RGB")
     if fit_to:
         img.thumbnail((fit_to, fit_to), Image.Resampling.LANCZOS)
+    # convert() copies .info, and Pillow's savers fall back to it (a JPEG comment, a PNG's
+    # ICC profile): drop it so nothing from the upload reaches the stored copy.
+    img.info = {}
     out = io.BytesIO()
     # Saving from fresh pixels with no exif/icc/comment arguments writes none of them.
     if has_alpha:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -38,4 +39,7 @@ class SiteAdmin(admin.AdminSite):
                 request, "Staff must turn on two-factor authentication to use the admin."
             )
             return redirect("accounts:twofactor")
+        if user.is_authenticated and not user.is_staff:
+            # The site's login would send a logged-in customer straight back here (a loop).
+            raise PermissionDenied
         return redirect(f"{reverse('accounts:login')}?{urlencode({'next': next_url})}")

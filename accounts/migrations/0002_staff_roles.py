@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from accounts.roles import roles_sync
+from accounts.roles import roles_sync_lenient
 
 
 class Migration(migrations.Migration):
@@ -11,4 +11,4 @@ class Migration(migrations.Migration):
         ("axes", "__latest__"),
     ]
 
-    operations = [migrations.RunPython(roles_sync, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(roles_sync_lenient, migrations.RunPython.noop)]

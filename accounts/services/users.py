@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -224,31 +223,14 @@ def password_reset_request(*, email: str, ip_address: str | None) -> None:
         transaction.on_commit(lambda: tasks.send_password_reset_email.delay(user.pk))
 
 
-def user_purge_unverified(*, now: Any = None, batch_size: int = 500) -> int:
-    """Remove accounts whose email was never verified within UNVERIFIED_ACCOUNT_DAYS (ACC-1)."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.UNVERIFIED_ACCOUNT_DAYS)
-    removed = 0
-    while True:
-        ids = list(
-            User.objects.filter(
-                email_verified_at__isnull=True, is_staff=False, created_at__lt=cutoff
-            )
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            return removed
-        with transaction.atomic():
-            users = list(User.objects.filter(pk__in=ids).select_for_update())
-            files = [u.profile_image.name for u in users if u.profile_image.name]
-            for user in users:
-                audit_log_write(
-                    actor=None,
-                    action=AuditAction.ACCOUNT_PURGED,
-                    subject=None,
-                    detail={"user_id": user.pk},
-                )
-            User.objects.filter(pk__in=[u.pk for u in users]).delete()
-            removed += len(users)
-        for name in files:
-            default_storage.delete(name)
+def user_purge_unverified(*, now: Any = None) -> int:
+    """Remove accounts never verified within UNVERIFIED_ACCOUNT_DAYS (ACC-1).
+
+    The rule itself lives in the registry (accounts/privacy.py); this runs just that rule.
+    """
+    from dsr.registry import registry
+    from dsr.services.retention import retention_run_rule
+
+    entry = registry.get("accounts.User")
+    assert entry is not None
+    return retention_run_rule(entry=entry, now=now).rows_removed
