@@ -17,7 +17,9 @@ def storage_delete_everywhere(name: str, storage: Storage | None = None) -> None
     if bucket is None:
         storage.delete(name)
         return
-    key = storage._normalize_name(storage._clean_name(name))  # type: ignore[attr-defined]
+    from storages.utils import clean_name
+
+    key = storage._normalize_name(clean_name(name))  # type: ignore[attr-defined]
     client = bucket.meta.client
     paginator = client.get_paginator("list_object_versions")
     found = False
