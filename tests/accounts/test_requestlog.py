@@ -1,4 +1,4 @@
-"""The request log: what is recorded (LOG-1), buffered writes, statistics (LOG-3), export (LOG-4)."""
+"""The request log: recording (LOG-1), buffered writes, statistics (LOG-3), export (LOG-4)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ CHROME = (
 
 
 @pytest.fixture(autouse=True)
-def empty_buffer():  # noqa: ANN201
+def empty_buffer():
     client = requestlog._redis()
     assert client is not None, "the request-log tests need REDIS_URL (make test sets it)"
     key = settings.REQUEST_LOG_BUFFER_KEY
@@ -34,13 +34,13 @@ def empty_buffer():  # noqa: ANN201
     client.delete(key, key + ":processing")
 
 
-def test_every_request_is_buffered_not_written_in_the_request_LOG_1(client, empty_buffer) -> None:  # noqa: ANN001
+def test_every_request_is_buffered_not_written_in_the_request_LOG_1(client, empty_buffer) -> None:
     client.get("/privacy/?page=2", HTTP_USER_AGENT=CHROME)
     assert RequestLog.objects.count() == 0  # nothing written on the hot path
     assert empty_buffer.llen(settings.REQUEST_LOG_BUFFER_KEY) == 1
 
 
-def test_flushed_line_has_every_field_LOG_1(customer, empty_buffer) -> None:  # noqa: ANN001
+def test_flushed_line_has_every_field_LOG_1(customer, empty_buffer) -> None:
     c = login_client(customer)
     c.get(
         "/accounts/profile/?page=3",
@@ -62,7 +62,7 @@ def test_flushed_line_has_every_field_LOG_1(customer, empty_buffer) -> None:  # 
     assert abs((timezone.now() - line.time).total_seconds()) < 60
 
 
-def test_form_submissions_keep_the_address_LOG_1(client) -> None:  # noqa: ANN001
+def test_form_submissions_keep_the_address_LOG_1(client) -> None:
     client.post(
         "/accounts/login/", {"email": "x@example.com", "password": "nope"}, REMOTE_ADDR="192.0.2.77"
     )
@@ -71,7 +71,7 @@ def test_form_submissions_keep_the_address_LOG_1(client) -> None:  # noqa: ANN00
     assert line.ip_address == "192.0.2.77" and line.status == 400
 
 
-def test_tokens_are_stripped_from_logged_urls(client) -> None:  # noqa: ANN001
+def test_tokens_are_stripped_from_logged_urls(client) -> None:
     token = "eyJ1Ijo1LCJlIjoiYUBiLmMiLCJzIjoiMTIzNCJ9:1xUtod:lItPPKDZIl0ch03NhcRIX1AJhbRifv"
     client.get(f"/accounts/verify/{token}/")
     client.get("/accounts/reset/MQ/cx8l2m-5f3b1a9d0c7e6f5a4b3c2d1e0f9a8b7c/")
@@ -81,7 +81,7 @@ def test_tokens_are_stripped_from_logged_urls(client) -> None:  # noqa: ANN001
     assert paths == {"/accounts/verify/…/", "/accounts/reset/MQ/…/", "/?token=…&page=2&next=…"}
 
 
-def test_malformed_headers_and_huge_urls_are_logged_safely(client) -> None:  # noqa: ANN001
+def test_malformed_headers_and_huge_urls_are_logged_safely(client) -> None:
     response = client.get(
         "/" + "a" * 20000 + "\x00\x1b[31m",
         HTTP_USER_AGENT="\x00" * 5000 + "Mozilla",
@@ -96,7 +96,7 @@ def test_malformed_headers_and_huge_urls_are_logged_safely(client) -> None:  # n
     assert line.ip_address is None and line.referrer == "" and len(line.language) == 100
 
 
-def test_redis_down_falls_back_to_a_direct_write(client, settings) -> None:  # noqa: ANN001
+def test_redis_down_falls_back_to_a_direct_write(client, settings) -> None:
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     requestlog._redis.cache_clear()
     try:
@@ -106,7 +106,7 @@ def test_redis_down_falls_back_to_a_direct_write(client, settings) -> None:  # n
         requestlog._redis.cache_clear()
 
 
-def test_a_batch_left_by_a_dead_flusher_is_replayed_once(empty_buffer) -> None:  # noqa: ANN001
+def test_a_batch_left_by_a_dead_flusher_is_replayed_once(empty_buffer) -> None:
     line = {
         "id": "0" * 31 + "1",
         "t": datetime.now(tz=UTC).timestamp(),
@@ -154,7 +154,7 @@ def test_daily_statistics_survive_the_purge_LOG_3() -> None:
     assert not {"ip_address", "user", "user_id", "path"} & field_names
 
 
-def test_incident_window_export_is_csv_and_audited_LOG_4(privacy_officer) -> None:  # noqa: ANN001
+def test_incident_window_export_is_csv_and_audited_LOG_4(privacy_officer) -> None:
     import uuid
 
     base = timezone.now() - timedelta(days=2)
@@ -171,7 +171,7 @@ def test_incident_window_export_is_csv_and_audited_LOG_4(privacy_officer) -> Non
             method="GET",
             path=path,
             status=200,
-            language="=HYPERLINK(\"http://evil\")",
+            language='=HYPERLINK("http://evil")',
         )
     c = login_client(privacy_officer, verified=True)
     response = c.post(
@@ -194,7 +194,7 @@ def test_incident_window_export_is_csv_and_audited_LOG_4(privacy_officer) -> Non
     assert "police ref 42" in event.detail["reason"]
 
 
-def test_export_needs_the_permission_and_a_valid_window(privacy_officer, support) -> None:  # noqa: ANN001
+def test_export_needs_the_permission_and_a_valid_window(privacy_officer, support) -> None:
     assert (
         login_client(support, verified=True).get("/admin/accounts/requestlog/export/").status_code
         == 403

@@ -148,7 +148,7 @@ def test_accounts_app_declares_everything_it_holds(label: str) -> None:
     assert registry.get(label) is not None
 
 
-def test_request_log_retention_follows_the_setting_LOG_2(settings) -> None:  # noqa: ANN001
+def test_request_log_retention_follows_the_setting_LOG_2(settings) -> None:
     entry = registry.get("accounts.RequestLog")
     assert entry is not None and entry.retention is not None
     settings.REQUEST_LOG_RETENTION_DAYS = 14
@@ -170,7 +170,7 @@ def test_request_log_retention_cannot_exceed_a_month_LOG_2() -> None:
     assert "REQUEST_LOG_RETENTION_DAYS must be 1-31" in result.stderr
 
 
-def test_registry_admin_page_for_privacy_officer(privacy_officer, support) -> None:  # noqa: ANN001
+def test_registry_admin_page_for_privacy_officer(privacy_officer, support) -> None:
     from tests.conftest import login_client
 
     page = login_client(privacy_officer, verified=True).get("/admin/dsr/personaldatamap/")

@@ -47,7 +47,7 @@ def test_request_log_older_than_30_days_is_purged_LOG_2() -> None:
     assert report.finished_at is not None
 
 
-def test_purge_works_in_chunks(settings) -> None:  # noqa: ANN001
+def test_purge_works_in_chunks(settings) -> None:
     settings.RETENTION_CHUNK_SIZE = 7
     for _ in range(50):
         _log_line(timedelta(days=40))
@@ -76,7 +76,7 @@ def test_unverified_accounts_removed_after_7_days_with_their_files_ACC_1() -> No
     assert User.objects.filter(pk__in=[recent.pk, verified.pk]).count() == 2
 
 
-def test_storage_outage_keeps_the_row_and_alerts_then_retries(monkeypatch, privacy_officer) -> None:  # noqa: ANN001
+def test_storage_outage_keeps_the_row_and_alerts_then_retries(monkeypatch, privacy_officer) -> None:
     """No row is deleted while its file remains; the verification check alerts officers."""
     stale = UserFactory(email_verified_at=None, profile_image="profile-images/x.jpg")
     User.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(days=9))
@@ -100,7 +100,7 @@ def test_storage_outage_keeps_the_row_and_alerts_then_retries(monkeypatch, priva
 
 def test_verification_alert_fires_when_a_rule_cannot_purge_LOG_2(
     monkeypatch, privacy_officer, caplog
-) -> None:  # noqa: ANN001
+) -> None:
     """A failing rule is reported, the others still run, and the old row raises the alarm."""
     old_line = _log_line(timedelta(days=45))
     old_note = Notification.objects.create(user=privacy_officer, title="ancient")
@@ -109,7 +109,7 @@ def test_verification_alert_fires_when_a_rule_cannot_purge_LOG_2(
     )
     real_apply = engine._apply_rule
 
-    def broken(entry, run, cutoff, progress):  # noqa: ANN001, ANN202
+    def broken(entry, run, cutoff, progress):
         if entry.label == "accounts.RequestLog":
             raise RuntimeError("disk full")
         return real_apply(entry, run, cutoff, progress)
@@ -152,7 +152,7 @@ def test_management_command_lists_then_purges() -> None:
     assert "removed 1 rows" in out.getvalue()
 
 
-def test_versioned_s3_bucket_loses_every_version_of_a_purged_file(settings) -> None:  # noqa: ANN001
+def test_versioned_s3_bucket_loses_every_version_of_a_purged_file(settings) -> None:
     endpoint = need_service("TEST_S3_ENDPOINT_URL", "S3 endpoint (moto server)")
     bucket = f"pp-ret-{uuid.uuid4().hex[:8]}"
     s3 = boto3.client(
