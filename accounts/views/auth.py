@@ -47,7 +47,7 @@ SECOND_FACTOR_MAX_TRIES = 5
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("accounts:profile")
-    form = SignupForm(request.POST or None)
+    form = SignupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_under_13():
             # ACC-5: refuse, and keep nothing that was typed in.
@@ -94,7 +94,7 @@ def login(request: HttpRequest) -> HttpResponse:
     next_url = safe_next(request, reverse("accounts:profile"))
     if request.user.is_authenticated and request.method == "GET":
         return redirect(next_url)
-    form = LoginForm(request.POST or None)
+    form = LoginForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         ip = client_ip(request)
         email = normalize_email(form.cleaned_data["email"])
@@ -140,7 +140,7 @@ def login_2fa(request: HttpRequest) -> HttpResponse:
     if user is None or totp_device_for(user) is None:
         messages.info(request, "Please log in again.")
         return redirect("accounts:login")
-    form = SecondFactorForm(request.POST or None)
+    form = SecondFactorForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         ip = client_ip(request)
         device = second_factor_check(user=user, code=form.cleaned_data["code"], ip_address=ip)
@@ -192,7 +192,7 @@ def logout(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def password_reset(request: HttpRequest) -> HttpResponse:
-    form = PasswordResetRequestForm(request.POST or None)
+    form = PasswordResetRequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         # Same answer for known and unknown addresses: nothing to learn from it.
         password_reset_request(email=form.cleaned_data["email"], ip_address=client_ip(request))

@@ -189,7 +189,7 @@ def twofactor(request: AuthedRequest) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def twofactor_setup(request: AuthedRequest) -> HttpResponse:
-    form = TOTPConfirmForm(request.POST or None)
+    form = TOTPConfirmForm(request.POST if request.method == "POST" else None)
     device_id = request.session.get("totp_enrol_device")
     device = (
         TOTPDevice.objects.filter(pk=device_id, user=request.user, confirmed=False).first()
