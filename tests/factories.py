@@ -18,7 +18,7 @@ def _password_hash() -> str:
     return make_password(PASSWORD)
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         skip_postgeneration_save = True
@@ -38,7 +38,7 @@ class UserFactory(factory.django.DjangoModelFactory):
             self.groups.add(Group.objects.get(name=extracted))
 
 
-class NotificationFactory(factory.django.DjangoModelFactory):
+class NotificationFactory(factory.django.DjangoModelFactory[Notification]):
     class Meta:
         model = Notification
 
