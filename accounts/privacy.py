@@ -81,6 +81,7 @@ def _register() -> None:
             ),
             retention=Retention(
                 clock="created_at",
+                after="sign-up",
                 period=days("UNVERIFIED_ACCOUNT_DAYS"),
                 filter=Q(email_verified_at__isnull=True, is_staff=False),
                 description="only accounts whose email address was never confirmed",
@@ -100,7 +101,9 @@ def _register() -> None:
             },
             export=("created_at", "title", "body", "link", "read_at"),
             erasure=Delete(),
-            retention=Retention(clock="created_at", period=days("NOTIFICATION_RETENTION_DAYS")),
+            retention=Retention(
+                clock="created_at", after="it was sent", period=days("NOTIFICATION_RETENTION_DAYS")
+            ),
             description="In-site notifications.",
         )
     )
@@ -116,7 +119,9 @@ def _register() -> None:
             },
             export=("created_at", "action", "ip_address"),
             erasure=Anonymise({"ip_address": None, "detail": {}}),
-            retention=Retention(clock="created_at", period=days("AUDIT_RETENTION_DAYS")),
+            retention=Retention(
+                clock="created_at", after="the event", period=days("AUDIT_RETENTION_DAYS")
+            ),
             description="Security and staff events about an account.",
         )
     )
@@ -172,7 +177,9 @@ def _register() -> None:
                 "language",
             ),
             erasure=Delete(),
-            retention=Retention(clock="time", period=days("REQUEST_LOG_RETENTION_DAYS")),
+            retention=Retention(
+                clock="time", after="the request", period=days("REQUEST_LOG_RETENTION_DAYS")
+            ),
             description="Server request log (LOG-1); only daily counts without addresses survive.",
         )
     )
@@ -187,8 +194,8 @@ def _register() -> None:
             erasure=Delete(),
             retention=Retention(
                 clock="expire_date",
+                after="expiry",
                 period=lambda: timedelta(0),
-                description="as soon as the session has expired",
             ),
             description="Login sessions.",
         )
@@ -211,7 +218,9 @@ def _register() -> None:
                 export=("username", "ip_address", "attempt_time"),
                 erasure=Delete(),
                 retention=Retention(
-                    clock="attempt_time", period=days("REQUEST_LOG_RETENTION_DAYS")
+                    clock="attempt_time",
+                    after="the attempt",
+                    period=days("REQUEST_LOG_RETENTION_DAYS"),
                 ),
                 description=label + " (django-axes).",
             )
@@ -224,7 +233,11 @@ def _register() -> None:
             fields={"object_repr": Category.IDENTITY, "change_message": Category.CONTENT},
             export=("action_time", "object_repr", "change_message"),
             erasure=Anonymise({"object_repr": "", "change_message": ""}),
-            retention=Retention(clock="action_time", period=days("ADMIN_LOG_RETENTION_DAYS")),
+            retention=Retention(
+                clock="action_time",
+                after="the staff action",
+                period=days("ADMIN_LOG_RETENTION_DAYS"),
+            ),
             description="Django admin history of staff actions.",
         )
     )

@@ -5,21 +5,21 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.privacy import USER_FIELDS
+from dsr.admin import registry_rows
 
 
 def privacy_policy(request: HttpRequest) -> HttpResponse:
-    """What the site collects today, rendered from the accounts app's declarations.
+    """What the site collects and for how long, rendered from the personal-data registry.
 
-    The consent issue replaces this with the page generated from the full registry and
-    the processing register; until then it must not claim more than the code does.
+    The retention periods shown are the ones the retention engine enforces: both read the
+    same declarations and settings, so the page cannot promise what the code does not do.
+    The consent issue adds the processing register, processors and versioned prose.
     """
     rows = sorted(USER_FIELDS.items(), key=lambda item: item[1][0])
-    return render(
-        request,
-        "privacy.html",
-        {
-            "fields": rows,
-            "unverified_days": settings.UNVERIFIED_ACCOUNT_DAYS,
-            "lockout_failures": settings.AXES_FAILURE_LIMIT,
-        },
-    )
+    return render(request, "privacy.html", {
+        "fields": rows,
+        "registry": registry_rows(),
+        "unverified_days": settings.UNVERIFIED_ACCOUNT_DAYS,
+        "lockout_failures": settings.AXES_FAILURE_LIMIT,
+        "log_days": settings.REQUEST_LOG_RETENTION_DAYS,
+    })

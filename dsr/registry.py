@@ -77,6 +77,7 @@ class Retention:
     anonymise: Mapping[str, Any] = field(default_factory=dict)
     filter: models.Q | None = None
     description: str = ""
+    after: str = ""  # how people would name the clock's event ("the request", "sign-up")
 
     def __post_init__(self) -> None:
         if self.action not in {"delete", "anonymise"}:
@@ -89,7 +90,8 @@ class Retention:
         span = f"{days:g} days" if days >= 1 else f"{days * 24:g} hours"
         verb = "deleted" if self.action == "delete" else "anonymised"
         cond = f" ({self.description})" if self.description else ""
-        return f"{verb} {span} after {self.clock.replace('_', ' ')}{cond}"
+        event = self.after or self.clock.replace("_", " ")
+        return f"{verb} {span} after {event}{cond}"
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,16 @@ def test_registry_admin_page_for_privacy_officer(privacy_officer, support) -> No
     html = page.content.decode()
     for label in ("accounts.RequestLog", "accounts.User", "axes.AccessLog"):
         assert label in html
-    assert "deleted 30 days after time" in html
+    assert "deleted 30 days after the request" in html
     assert (
         login_client(support, verified=True).get("/admin/dsr/personaldatamap/").status_code == 403
     )
+
+
+@pytest.mark.django_db
+def test_privacy_page_shows_the_enforced_retention_TRN_1(client, settings) -> None:
+    """TRN-1: the page's retention numbers come from the settings the engine enforces."""
+    assert "deleted after 30 days" in client.get("/privacy/").content.decode()
+    settings.REQUEST_LOG_RETENTION_DAYS = 21
+    html = client.get("/privacy/").content.decode()
+    assert "deleted after 21 days" in html and "Deleted 21 days after the request" in html
