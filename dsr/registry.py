@@ -91,6 +91,8 @@ class Retention:
         verb = "deleted" if self.action == "delete" else "anonymised"
         cond = f" ({self.description})" if self.description else ""
         event = self.after or self.clock.replace("_", " ")
+        if days == 0:
+            return f"{verb} at {event}{cond}"
         return f"{verb} {span} after {event}{cond}"
 
 
