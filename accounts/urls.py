@@ -21,6 +21,7 @@ urlpatterns = [
     ),
     path("reset/done/", auth.password_reset_complete, name="password_reset_complete"),
     path("profile/", profile.profile, name="profile"),
+    path("security/", profile.security, name="security"),
     path("profile/image/", profile.profile_image, name="profile_image"),
     path("profile/image/upload/", profile.profile_image_upload, name="profile_image_upload"),
     path("profile/image/remove/", profile.profile_image_remove, name="profile_image_remove"),

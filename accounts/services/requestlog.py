@@ -22,9 +22,11 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.db import transaction
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.functional import empty
 from ua_parser import parse as parse_user_agent
 
 from accounts.models import AuditAction, DailyUsage, RequestLog, User
@@ -96,10 +98,29 @@ def sanitize_referrer(referrer: str) -> str:
     )
 
 
+def _user_id(request: HttpRequest) -> int | None:
+    """The logged-in user's id, without loading the user row just for the log.
+
+    If the view already loaded the user, that is used; otherwise the id stored in the
+    session (one cache read, no SQL). Requests that never had a session (static files
+    answered early) have none.
+    """
+    user = getattr(request, "user", None)
+    if user is not None and getattr(user, "_wrapped", None) is not empty:
+        return user.pk if user.is_authenticated else None
+    session = getattr(request, "session", None)
+    if session is None or not request.COOKIES.get(settings.SESSION_COOKIE_NAME):
+        return None
+    raw = session.get(SESSION_KEY)
+    try:
+        return int(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def capture(request: HttpRequest, response: HttpResponseBase) -> dict[str, Any]:
     """Everything LOG-1 names, from one request; cheap (no parsing, no SQL)."""
-    user = getattr(request, "user", None)
-    user_id = user.pk if user is not None and user.is_authenticated else None
+    user_id = _user_id(request)
     # A streamed body's size is only known when the view declared it.
     size = int(response.get("Content-Length") or 0) if response.streaming else len(response.content)  # type: ignore[attr-defined]
     meta = request.META

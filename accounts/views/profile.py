@@ -48,14 +48,25 @@ RECOVERY_SESSION_KEY = "fresh_recovery_codes"
 
 
 def _profile_context(request: AuthedRequest, **forms: object) -> dict[str, object]:
+    return {
+        "profile_form": forms.get("profile_form") or ProfileForm(instance=request.user),
+        "image_form": forms.get("image_form") or ProfileImageForm(),
+    }
+
+
+def _security_context(request: AuthedRequest, **forms: object) -> dict[str, object]:
     user = request.user
     return {
-        "profile_form": forms.get("profile_form") or ProfileForm(instance=user),
-        "image_form": forms.get("image_form") or ProfileImageForm(),
         "email_form": forms.get("email_form") or EmailChangeForm(user=user),
         "password_form": forms.get("password_form") or PasswordChangeForm(user),
         "has_2fa": totp_device_for(user) is not None,
     }
+
+
+@login_required
+def security(request: AuthedRequest) -> HttpResponse:
+    """Email address, password and two-factor authentication, apart from the profile."""
+    return render(request, "accounts/security.html", _security_context(request))
 
 
 @login_required
@@ -139,8 +150,10 @@ def email_change(request: AuthedRequest) -> HttpResponse:
             messages.success(
                 request, "We sent a link to the new address. Your email changes once you open it."
             )
-            return redirect("accounts:profile")
-    return render_form(request, "accounts/profile.html", _profile_context(request, email_form=form))
+            return redirect("accounts:security")
+    return render_form(
+        request, "accounts/security.html", _security_context(request, email_form=form)
+    )
 
 
 @login_required
@@ -155,9 +168,9 @@ def password_change(request: AuthedRequest) -> HttpResponse:
         # Keeps this session; every other session of the user ends with the old hash.
         update_session_auth_hash(request, user)
         messages.success(request, "Password changed. You were logged out everywhere else.")
-        return redirect("accounts:profile")
+        return redirect("accounts:security")
     return render_form(
-        request, "accounts/profile.html", _profile_context(request, password_form=form)
+        request, "accounts/security.html", _security_context(request, password_form=form)
     )
 
 
