@@ -105,6 +105,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.site",
             ],
+            "libraries": {"forms": "common.templatetags.forms"},
         },
     },
 ]
