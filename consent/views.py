@@ -16,10 +16,14 @@ def privacy_policy(request: HttpRequest) -> HttpResponse:
     The consent issue adds the processing register, processors and versioned prose.
     """
     rows = sorted(USER_FIELDS.items(), key=lambda item: item[1][0])
-    return render(request, "privacy.html", {
-        "fields": rows,
-        "registry": registry_rows(),
-        "unverified_days": settings.UNVERIFIED_ACCOUNT_DAYS,
-        "lockout_failures": settings.AXES_FAILURE_LIMIT,
-        "log_days": settings.REQUEST_LOG_RETENTION_DAYS,
-    })
+    return render(
+        request,
+        "privacy.html",
+        {
+            "fields": rows,
+            "registry": registry_rows(),
+            "unverified_days": settings.UNVERIFIED_ACCOUNT_DAYS,
+            "lockout_failures": settings.AXES_FAILURE_LIMIT,
+            "log_days": settings.REQUEST_LOG_RETENTION_DAYS,
+        },
+    )

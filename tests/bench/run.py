@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.bench import profile_page
+from tests.bench import profile_page, purge, request_log
 from tests.bench.common import (
     RESULTS_PATH,
     BenchContext,
@@ -34,6 +34,8 @@ from tests.bench.common import (
 
 BENCHMARKS: dict[str, BenchFn] = {
     "profile_vs_bare_ratio": profile_page.profile_vs_bare_ratio,
+    "request_log_overhead_ratio": request_log.request_log_overhead_ratio,
+    "purge_vs_raw_delete_ratio": purge.purge_vs_raw_delete_ratio,
 }
 
 
