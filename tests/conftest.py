@@ -39,6 +39,12 @@ def _celery_eager() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _request_log_unbatched(settings) -> None:
+    """Each request's log line reaches Redis at once, so tests can count them."""
+    settings.REQUEST_LOG_BATCH_SIZE = 1
+
+
+@pytest.fixture(autouse=True)
 def _private_media(settings, tmp_path) -> None:
     if "S3Storage" not in settings.STORAGES["default"]["BACKEND"]:
         settings.STORAGES = {

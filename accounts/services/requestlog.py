@@ -9,10 +9,13 @@ database directly: a slower request, but nothing lost.
 
 from __future__ import annotations
 
+import atexit
 import csv
 import json
 import logging
+import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -139,15 +142,78 @@ def capture(request: HttpRequest, response: HttpResponseBase) -> dict[str, Any]:
     }
 
 
-def request_log_enqueue(line: dict[str, Any]) -> None:
+class _LocalBatch:
+    """Lines of this web process waiting to be pushed to Redis together.
+
+    One RPUSH per request was the log's main cost on the hot path (a round trip to a
+    process competing for the same cores). Lines are pushed in batches of
+    REQUEST_LOG_BATCH_SIZE, or after REQUEST_LOG_BATCH_SECONDS by a timer thread, and
+    at process exit (a graceful restart loses nothing). A hard kill of a web process can
+    lose at most that short window; REQUEST_LOG_BATCH_SIZE=1 turns batching off.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._pid = 0
+        self._wake = threading.Event()
+
+    def _start_timer(self) -> None:
+        # Per process: a worker forked from a parent with a timer thread has none itself.
+        self._pid = os.getpid()
+        threading.Thread(target=self._timer, name="request-log-batch", daemon=True).start()
+        atexit.register(self.flush)
+
+    def _timer(self) -> None:
+        while True:
+            self._wake.wait(settings.REQUEST_LOG_BATCH_SECONDS)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # never let the timer die
+                logger.exception("request-log batch push failed")
+
+    def add(self, raw: str) -> None:
+        if settings.REQUEST_LOG_BATCH_SIZE <= 1:
+            _push([raw])
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._lines = []
+                self._start_timer()
+            self._lines.append(raw)
+            full = len(self._lines) >= settings.REQUEST_LOG_BATCH_SIZE
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            _push(lines)
+
+
+def _push(lines: list[str]) -> None:
     client = _redis()
     if client is not None:
         try:
-            client.rpush(settings.REQUEST_LOG_BUFFER_KEY, json.dumps(line))
+            client.rpush(settings.REQUEST_LOG_BUFFER_KEY, *lines)
             return
         except redis.RedisError:
-            logger.warning("request log buffer unreachable; writing the line directly")
-    RequestLog.objects.bulk_create([_to_row(line)], ignore_conflicts=True)
+            logger.warning("request log buffer unreachable; writing %d lines directly", len(lines))
+    _insert(lines)
+
+
+_batch = _LocalBatch()
+
+
+def request_log_enqueue(line: dict[str, Any]) -> None:
+    _batch.add(json.dumps(line))
+
+
+def request_log_push_local() -> None:
+    """Push this process's pending lines now (tests, and the flush task's own process)."""
+    _batch.flush()
 
 
 @lru_cache(maxsize=2048)
@@ -192,6 +258,7 @@ def _insert(raw_lines: Iterable[bytes | str]) -> int:
 
 def request_log_flush(*, batch_size: int = 2000, max_batches: int = 200) -> int:
     """Move buffered lines into the database. One flusher at a time (a Redis lock)."""
+    request_log_push_local()
     client = _redis()
     if client is None:
         return 0

@@ -207,3 +207,22 @@ def test_export_needs_the_permission_and_a_valid_window(privacy_officer, support
     assert bad.status_code == 400
     assert b"The end must be after the start" in bad.content
     assert not AuditEvent.objects.filter(action=AuditAction.REQUEST_LOG_EXPORT).exists()
+
+
+def test_lines_are_pushed_in_batches_and_nothing_waits_for_long(
+    client, settings, empty_buffer
+) -> None:
+    """Batching on the hot path: full batches go at once, a partial one within seconds."""
+    import time
+
+    settings.REQUEST_LOG_BATCH_SIZE = 3
+    settings.REQUEST_LOG_BATCH_SECONDS = 0.2
+    key = settings.REQUEST_LOG_BUFFER_KEY
+    for _ in range(4):
+        client.get("/privacy/")
+    assert empty_buffer.llen(key) == 3  # one full batch pushed, one line waiting
+    deadline = time.monotonic() + 5
+    while empty_buffer.llen(key) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert empty_buffer.llen(key) == 4  # the timer pushed the partial batch
+    assert requestlog.request_log_flush() == 4
