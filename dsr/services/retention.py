@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Min, Model, QuerySet
+from django.db.models import F, Max, Min, Model, QuerySet
 from django.utils import timezone
 
 from common.maintenance import privacy_maintenance
@@ -105,8 +105,14 @@ def _delete_by_ranges(qs: QuerySet[Any], chunk: int, progress: Progress | None, 
     The id range is fixed first, so rows arriving meanwhile are never touched; each
     DELETE (``... WHERE clock < cutoff AND id >= lo AND id < lo + chunk``) walks the
     primary-key index and holds its row locks only for its own few thousand rows.
+
+    The bounds aggregate ``pk + 0``, not the bare column: PostgreSQL would otherwise turn
+    MAX(pk) into "walk the primary-key index down from the newest row until one matches
+    the filter", which for a log purged by age crosses every row *kept* (1.4-1.9 s at 10 M
+    rows, growing with the table). On the expression it aggregates over the due rows that
+    the clock's index finds (tens of milliseconds, growing only with what is due).
     """
-    bounds = qs.aggregate(lo=Min("pk"), hi=Max("pk"))
+    bounds = qs.aggregate(lo=Min(F("pk") + 0), hi=Max(F("pk") + 0))
     lo, hi = bounds["lo"], bounds["hi"]
     removed = 0
     while lo is not None and lo <= hi:
