@@ -195,6 +195,9 @@ REQUEST_LOG_BUFFER_KEY = f"{CACHE_PREFIX}:requestlog"
 REQUEST_LOG_BATCH_SIZE = env.int("REQUEST_LOG_BATCH_SIZE", default=25)
 REQUEST_LOG_BATCH_SECONDS = env.float("REQUEST_LOG_BATCH_SECONDS", default=0.5)
 RETENTION_CHUNK_SIZE = env.int("RETENTION_CHUNK_SIZE", default=5000)
+# Range deletes of tables without files (the request log): one DELETE per id range.
+# 50,000 rows hold their locks ~50 ms here, and cut per-commit overhead (see make bench).
+RETENTION_RANGE_CHUNK_SIZE = env.int("RETENTION_RANGE_CHUNK_SIZE", default=50_000)
 NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=365)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=730)
 ADMIN_LOG_RETENTION_DAYS = env.int("ADMIN_LOG_RETENTION_DAYS", default=365)

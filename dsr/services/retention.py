@@ -149,7 +149,9 @@ def _apply_rule(
                 progress(run.rule, run.rows_anonymised)
         return
     if not entry.file_fields and _has_integer_pk(entry.model):
-        run.rows_removed += _delete_by_ranges(qs, chunk, progress, run.rule)
+        run.rows_removed += _delete_by_ranges(
+            qs, settings.RETENTION_RANGE_CHUNK_SIZE, progress, run.rule
+        )
         return
     last_pk = None
     errors: list[str] = []

@@ -48,7 +48,7 @@ def test_request_log_older_than_30_days_is_purged_LOG_2() -> None:
 
 
 def test_purge_works_in_chunks(settings) -> None:
-    settings.RETENTION_CHUNK_SIZE = 7
+    settings.RETENTION_RANGE_CHUNK_SIZE = 7
     for _ in range(50):
         _log_line(timedelta(days=40))
     keep = [_log_line(timedelta(days=1)) for _ in range(3)]
