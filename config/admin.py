@@ -24,6 +24,12 @@ class SiteAdmin(admin.AdminSite):
             user.is_active and user.is_staff and getattr(user, "is_verified", lambda: False)()
         )
 
+    def password_change(  # type: ignore[override]  # a redirect, not a page
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The site's own (audited) password change, not the admin's unaudited one."""
+        return redirect("accounts:security")
+
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         """Send staff to the site's login (password, then TOTP) or to 2FA enrolment."""
         next_url = request.GET.get("next") or reverse("admin:index")

@@ -224,3 +224,11 @@ def test_audit_rows_cannot_be_updated_or_deleted(customer):
         AuditEvent.objects.all().delete()
 
     assert AuditEvent.objects.get(pk=event.pk).action == AuditAction.LOGIN
+
+
+def test_admin_password_change_goes_to_the_audited_site_page(privacy_officer):
+    from tests.conftest import login_client
+
+    response = login_client(privacy_officer, verified=True).get("/admin/password_change/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/security/"
