@@ -14,6 +14,7 @@ from django.urls import path
 from accounts.models import AuditEvent, DailyUsage, Notification, RequestLog, User
 from accounts.services.requestlog import request_log_export_csv
 from accounts.services.staff import user_update_by_staff
+from common.admin import ReadOnlyAdminMixin
 from common.http import client_ip
 
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
@@ -133,21 +134,12 @@ class NotificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "action", "actor", "subject", "ip_address")
     list_filter = ("action",)
     list_select_related = ("actor", "subject")
     search_fields = ("actor__email", "subject__email", "ip_address")
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class RequestLogExportForm(forms.Form):
@@ -173,7 +165,7 @@ class RequestLogExportForm(forms.Form):
 
 
 @admin.register(RequestLog)
-class RequestLogAdmin(admin.ModelAdmin):
+class RequestLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Staff query the log for an incident window and export it as CSV (LOG-4)."""
 
     list_display = ("time", "ip_address", "method", "path", "status", "user_id", "browser", "os")
@@ -182,15 +174,6 @@ class RequestLogAdmin(admin.ModelAdmin):
     date_hierarchy = "time"
     show_full_result_count = False  # COUNT(*) over millions of rows on every page is waste
     change_list_template = "admin/accounts/requestlog/change_list.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[Any]:
         return [
@@ -235,16 +218,7 @@ class RequestLogAdmin(admin.ModelAdmin):
 
 
 @admin.register(DailyUsage)
-class DailyUsageAdmin(admin.ModelAdmin):
+class DailyUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("day", "path_group", "status_class", "browser", "requests", "bytes_sent")
     list_filter = ("status_class", "browser")
     date_hierarchy = "day"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

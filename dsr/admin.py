@@ -6,13 +6,14 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from common.admin import ReadOnlyAdminMixin
 from dsr.models import PersonalDataMap, RetentionRun
 from dsr.purposes import PURPOSES
 from dsr.registry import Category, registry
 
 
 @admin.register(RetentionRun)
-class RetentionRunAdmin(admin.ModelAdmin):
+class RetentionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "rule",
         "started_at",
@@ -30,15 +31,6 @@ class RetentionRunAdmin(admin.ModelAdmin):
     @admin.display(description="duration (s)")
     def duration(self, obj: RetentionRun) -> str:
         return "-" if obj.duration_s is None else f"{obj.duration_s:.2f}"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def registry_rows() -> list[dict[str, Any]]:
@@ -76,17 +68,8 @@ def registry_rows() -> list[dict[str, Any]]:
 
 
 @admin.register(PersonalDataMap)
-class PersonalDataMapAdmin(admin.ModelAdmin):
+class PersonalDataMapAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The data map: every declared model, read-only (TRN-1's source)."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         if not self.has_view_permission(request):
