@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from accounts.models import AuditEvent, DailyUsage, Notification, RequestLog, User
+from accounts.models import PROFILE_FIELDS, AuditEvent, DailyUsage, Notification, RequestLog, User
 from accounts.services.requestlog import request_log_export_csv
 from accounts.services.staff import user_update_by_staff
 from common.admin import ReadOnlyAdminMixin
@@ -62,22 +62,7 @@ class UserAdmin(admin.ModelAdmin):
     filter_horizontal = ("groups", "user_permissions")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
-        (None, {"fields": ("email", "full_name", "phone", "country")}),
-        (
-            "Profile",
-            {
-                "fields": (
-                    "company_name",
-                    "website",
-                    "street_address",
-                    "city",
-                    "region",
-                    "postal_code",
-                    "preferred_currency",
-                    "vat_id",
-                )
-            },
-        ),
+        (None, {"fields": ("email", *PROFILE_FIELDS)}),
         (
             "Account",
             {

@@ -8,7 +8,7 @@ from django_countries import countries
 from django_countries.fields import LazyTypedChoiceField  # type: ignore[attr-defined]
 
 from accounts.choices import CURRENCY_CHOICES
-from accounts.models import User, normalize_email
+from accounts.models import PROFILE_FIELDS, User, normalize_email
 from common.widgets import FastSelect, FixedChoiceField
 
 
@@ -106,19 +106,7 @@ class ProfileForm(forms.ModelForm):
 
     class Meta:
         model = User
-        fields = [
-            "full_name",
-            "phone",
-            "country",
-            "company_name",
-            "website",
-            "street_address",
-            "city",
-            "region",
-            "postal_code",
-            "preferred_currency",
-            "vat_id",
-        ]
+        fields = list(PROFILE_FIELDS)
         labels = {"region": "State/region", "vat_id": "VAT ID"}
 
     def clean_phone(self) -> str:

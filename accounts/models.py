@@ -47,6 +47,22 @@ def profile_image_key(instance: User, filename: str) -> str:
     return filename
 
 
+# Everything the person edits on "My profile" (and staff in the admin), in page order.
+PROFILE_FIELDS = (
+    "full_name",
+    "phone",
+    "country",
+    "company_name",
+    "website",
+    "street_address",
+    "city",
+    "region",
+    "postal_code",
+    "preferred_currency",
+    "vat_id",
+)
+
+
 class User(AbstractBaseUser, PermissionsMixin, TimeStampedModel):
     """A customer or staff member.
 

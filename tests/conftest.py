@@ -111,3 +111,40 @@ def customer_client(customer: User) -> Client:
 @pytest.fixture
 def other_client(other_customer: User) -> Client:
     return login_client(other_customer)
+
+
+def s3_bucket(settings, *, versioned: bool = False, **options):
+    """A fresh bucket on the moto S3 server, made the default storage; returns (client, name)."""
+    import uuid
+
+    import boto3
+
+    endpoint = need_service("TEST_S3_ENDPOINT_URL", "S3 endpoint (moto server)")
+    bucket = f"pp-test-{uuid.uuid4().hex[:10]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    client.create_bucket(Bucket=bucket)
+    if versioned:
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": endpoint,
+                "region_name": "us-east-1",
+                "access_key": "test",
+                "secret_key": "test",
+                "signature_version": "s3v4",
+                "addressing_style": "path",
+                **options,
+            },
+        },
+    }
+    return client, bucket

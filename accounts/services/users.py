@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import tasks
-from accounts.models import AuditAction, User, normalize_email
+from accounts.models import PROFILE_FIELDS, AuditAction, User, normalize_email
 from accounts.services.audit import audit_log_write
 from accounts.tokens import VerificationError, read_verification_token
 from common.imaging import ImageLimits, sanitize_image
@@ -24,21 +24,6 @@ class AccountError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-PROFILE_FIELDS = (
-    "full_name",
-    "phone",
-    "country",
-    "company_name",
-    "website",
-    "street_address",
-    "city",
-    "region",
-    "postal_code",
-    "preferred_currency",
-    "vat_id",
-)
 
 
 def user_register(

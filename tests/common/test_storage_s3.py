@@ -4,43 +4,17 @@ from __future__ import annotations
 
 import io
 
-import boto3
 import pytest
 from PIL import Image
 
-from tests.conftest import need_service
+from tests.conftest import s3_bucket
 
 
 @pytest.fixture
 def s3_storage(settings):
-    endpoint = need_service("TEST_S3_ENDPOINT_URL", "S3 endpoint (moto server)")
-    bucket = "pp-test-media"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+    client, bucket = s3_bucket(
+        settings, default_acl="private", querystring_auth=True, querystring_expire=300
     )
-    client.create_bucket(Bucket=bucket)
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": bucket,
-                "endpoint_url": endpoint,
-                "region_name": "us-east-1",
-                "access_key": "test",
-                "secret_key": "test",
-                "default_acl": "private",
-                "querystring_auth": True,
-                "querystring_expire": 300,
-                "signature_version": "s3v4",
-                "addressing_style": "path",
-            },
-        },
-    }
     yield client, bucket
     for obj in client.list_objects_v2(Bucket=bucket).get("Contents", []):
         client.delete_object(Bucket=bucket, Key=obj["Key"])

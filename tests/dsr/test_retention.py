@@ -6,7 +6,6 @@ import io
 import uuid
 from datetime import timedelta
 
-import boto3
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -17,7 +16,7 @@ from accounts.models import Notification, RequestLog, User
 from dsr.models import RetentionRun, RetentionRunStatus
 from dsr.services import retention as engine
 from dsr.services.retention import retention_run_all
-from tests.conftest import need_service
+from tests.conftest import s3_bucket
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -153,33 +152,7 @@ def test_management_command_lists_then_purges() -> None:
 
 
 def test_versioned_s3_bucket_loses_every_version_of_a_purged_file(settings) -> None:
-    endpoint = need_service("TEST_S3_ENDPOINT_URL", "S3 endpoint (moto server)")
-    bucket = f"pp-ret-{uuid.uuid4().hex[:8]}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": bucket,
-                "endpoint_url": endpoint,
-                "region_name": "us-east-1",
-                "access_key": "test",
-                "secret_key": "test",
-                "file_overwrite": True,
-                "signature_version": "s3v4",
-                "addressing_style": "path",
-            },
-        },
-    }
+    s3, bucket = s3_bucket(settings, versioned=True, file_overwrite=True)
     key = "profile-images/versioned.jpg"
     for body in (b"v1", b"v2", b"v3"):
         s3.put_object(Bucket=bucket, Key=key, Body=body)
