@@ -167,6 +167,14 @@ class AuditAction(models.TextChoices):
     STAFF_USER_EDIT = "staff_user_edit", "Staff edited a user"
     ACCOUNT_PURGED = "account_purged", "Unverified account removed"
     REQUEST_LOG_EXPORT = "request_log_export", "Request log exported"
+    ORDER_STATUS = "order_status", "Order status changed"
+    ORDER_ASSIGNED = "order_assigned", "Retoucher assigned"
+    PAYMENT = "payment", "Payment recorded"
+    INVOICE_ISSUED = "invoice_issued", "Invoice issued"
+    PHOTO_UPLOADED = "photo_uploaded", "Photos uploaded"
+    MALWARE_REJECTED = "malware_rejected", "Upload rejected: malware"
+    IMAGE_ACCESSED = "image_accessed", "Staff opened a customer image"
+    RESULT_UPLOADED = "result_uploaded", "Result uploaded"
 
 
 class AuditQuerySet(models.QuerySet["AuditEvent"]):

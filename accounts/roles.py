@@ -16,9 +16,14 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "accounts.add_notification",
         "axes.view_accessattempt",
         "axes.delete_accessattempt",
+        "orders.view_order",
+        "orders.view_all_orders",
+        "orders.assign_retoucher",
+        "orders.view_payment",
+        "orders.view_invoice",
     ],
-    # Retouchers get order and image permissions from the orders/images migrations.
-    RETOUCHER: [],
+    # Only what is assigned to them: the admin filters orders to the retoucher's own.
+    RETOUCHER: ["orders.view_order", "orders.work_on_order"],
     PRIVACY_OFFICER: [
         "accounts.view_user",
         "accounts.change_user",
@@ -33,6 +38,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "accounts.view_dailyusage",
         "dsr.view_retentionrun",
         "dsr.view_personaldatamap",
+        "orders.view_order",
+        "orders.view_all_orders",
+        "orders.view_invoice",
+        "images.view_imagestat",
     ],
 }
 

@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 from typing import IO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
@@ -75,8 +75,51 @@ def inspect_header(data: bytes, limits: ImageLimits) -> Image.Image:
     return img
 
 
+def check_complete(data: bytes, fmt: str) -> None:
+    """Reject a truncated file without decoding its pixels (cheap enough for a web request).
+
+    JPEG: the end-of-image marker must be in the tail (entropy-coded data escapes 0xFF,
+    so FFD9 cannot appear inside it). PNG: every chunk and its CRC, up to IEND, without
+    inflating IDAT. WebP: the RIFF length must match the bytes received.
+    """
+    if fmt == "JPEG":
+        if b"\xff\xd9" not in data[-65536:]:
+            raise ImageRejected("The JPEG file is truncated (it has no end).")
+    elif fmt == "PNG":
+        try:
+            img = Image.open(io.BytesIO(data), formats=["PNG"])
+            img.verify()
+        except Exception as exc:  # Pillow raises many types for broken chunks
+            raise ImageRejected("The PNG file is damaged or truncated.") from exc
+    elif fmt == "WEBP":
+        declared = int.from_bytes(data[4:8], "little") + 8 if len(data) >= 12 else -1
+        if declared > len(data):
+            raise ImageRejected("The WebP file is truncated.")
+
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    """Convert pixels described by an embedded ICC profile to sRGB (the profile is then dropped)."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return img
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(img, source, _SRGB, outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return img  # a broken profile: keep the pixels as they are, still dropped on save
+    return converted or img
+
+
 def sanitize_image(
-    stream: IO[bytes], limits: ImageLimits, *, fit_to: int | None = None
+    stream: IO[bytes],
+    limits: ImageLimits,
+    *,
+    fit_to: int | None = None,
+    quality: int = 88,
 ) -> CleanImage:
     data = _read_limited(stream, limits.max_bytes)
     img = inspect_header(data, limits)
@@ -88,6 +131,7 @@ def sanitize_image(
                 img.draft("RGB", (fit_to, fit_to))  # decode at reduced scale: less memory
             img.load()
             img = ImageOps.exif_transpose(img) or img
+            img = to_srgb(img)
     except (
         OSError,
         SyntaxError,
@@ -109,6 +153,6 @@ def sanitize_image(
         img.save(out, format="PNG", optimize=True)
         content_type, ext = "image/png", "png"
     else:
-        img.save(out, format="JPEG", quality=88, optimize=True)
+        img.save(out, format="JPEG", quality=quality, optimize=True)
         content_type, ext = "image/jpeg", "jpg"
     return CleanImage(out.getvalue(), content_type, ext, img.width, img.height)

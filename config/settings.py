@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -185,6 +186,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dsr.tasks.retention_run",
         "schedule": timedelta(minutes=RETENTION_INTERVAL_MINUTES),
     },
+    # Scans uploads that waited for clamd, requeues work whose worker died (IMG-5, IMG-6).
+    "photos-sweep": {"task": "images.tasks.photos_sweep", "schedule": timedelta(minutes=1)},
 }
 
 # --- Retention (LOG-2 and the registry's rules) -------------------------------------------------
@@ -283,6 +286,31 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# --- Payments (ORD-2) ------------------------------------------------------------------------
+# Customers pay on the gateway's own page: card data never reaches this server, and we keep
+# only the gateway's reference, amount, currency and status. "test" is an offline gateway
+# for development and demos; it can mark any order paid, so production refuses it unless
+# ALLOW_TEST_GATEWAY=true is set on purpose (a staging site, a demo).
+PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="stripe" if PRODUCTION else "test")
+if PAYMENT_GATEWAY not in {"test", "stripe"}:
+    raise ImproperlyConfigured("PAYMENT_GATEWAY must be test or stripe")
+if PRODUCTION and PAYMENT_GATEWAY == "test" and not env.bool("ALLOW_TEST_GATEWAY", default=False):
+    raise ImproperlyConfigured(
+        "Production refuses PAYMENT_GATEWAY=test (it marks orders paid without payment): "
+        "set PAYMENT_GATEWAY=stripe, or ALLOW_TEST_GATEWAY=true for a demo site"
+    )
+# Missing Stripe keys do not stop start-up (`check --deploy` must pass on a bare
+# environment); the gateway refuses to act without them, and a deploy check warns.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Empty means the library's own https://api.stripe.com; tests point it at a local fake.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="").rstrip("/")
+# Webhooks signed longer ago than this are refused, so a captured one cannot be replayed
+# later. Stripe's library treats 0 as "no limit", hence the lower bound.
+STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
+if not 1 <= STRIPE_WEBHOOK_TOLERANCE <= 3600:
+    raise ImproperlyConfigured("STRIPE_WEBHOOK_TOLERANCE must be 1-3600 seconds")
+
 # --- Storage ---------------------------------------------------------------------------------
 MEDIA_ROOT = VAR_DIR / "media"
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
@@ -328,7 +356,37 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
-SIGNED_URL_MAX_AGE = 300
+# Signed download links (S3 presigned SigV4, or the local backend's own signature): at most 5 min.
+SIGNED_URL_MAX_AGE = min(env.int("SIGNED_URL_MAX_AGE", default=300), 300)
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"]["OPTIONS"]["querystring_expire"] = SIGNED_URL_MAX_AGE
+
+# --- Orders and images ---------------------------------------------------------------------
+ORDER_CURRENCY = env.str("ORDER_CURRENCY", default="EUR").upper()
+RETOUCH_PRICE_PER_PHOTO_MINOR = env.int("RETOUCH_PRICE_PER_PHOTO_MINOR", default=900)
+PASSPORT_PRICE_MINOR = env.int("PASSPORT_PRICE_MINOR", default=700)
+INVOICE_SERIES = env.str("INVOICE_SERIES", default="INV")
+INVOICE_TAX_RATE = Decimal(env.str("INVOICE_TAX_RATE", default="0"))  # percent, in prices
+INVOICE_RETENTION_YEARS = env.int("INVOICE_RETENTION_YEARS", default=10)
+SELLER_NAME = env.str("SELLER_NAME", default=SITE_NAME)
+SELLER_ADDRESS = env.str("SELLER_ADDRESS", default="")
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=25 * 1024 * 1024)
+UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=20)
+UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=50_000_000)
+UPLOAD_MAX_SIDE = env.int("UPLOAD_MAX_SIDE", default=20_000)
+UPLOAD_MAX_ASPECT = env.float("UPLOAD_MAX_ASPECT", default=10.0)
+# Django refuses more files than this with a 400 before our form can explain; keep it above.
+DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES + 30
+# IMG-4: originals at most this many hours after the order's last edit (0-72).
+ORIGINALS_RETENTION_HOURS = env.int("ORIGINALS_RETENTION_HOURS", default=72)
+if not 0 <= ORIGINALS_RETENTION_HOURS <= 72:
+    raise ImproperlyConfigured("ORIGINALS_RETENTION_HOURS must be between 0 and 72 (IMG-4).")
+RESULTS_RETENTION_DAYS = env.int("RESULTS_RETENTION_DAYS", default=7)
+GUEST_PREVIEW_RETENTION_HOURS = env.int("GUEST_PREVIEW_RETENTION_HOURS", default=24)
+# clamd for the malware scan (IMG-5): "host:port" or a unix socket path. Empty: not scanned.
+CLAMD_ADDRESS = env.str("CLAMD_ADDRESS", default="")
+CLAMD_TIMEOUT = env.float("CLAMD_TIMEOUT", default=10.0)
+GUEST_ORDER_LINK_MAX_AGE = env.int("GUEST_ORDER_LINK_MAX_AGE", default=30 * 24 * 3600)
 PROFILE_IMAGE_MAX_BYTES = 5 * 1024 * 1024
 PROFILE_IMAGE_MAX_PIXELS = 25_000_000
 PROFILE_IMAGE_MAX_SIDE = 8000

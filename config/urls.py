@@ -8,6 +8,8 @@ urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("privacy/", consent_views.privacy_policy, name="privacy"),
     path("accounts/", include("accounts.urls")),
+    path("orders/", include("orders.urls")),
+    path("images/", include("images.urls")),
     path("admin/", admin.site.urls),
 ]
 

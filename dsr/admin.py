@@ -58,7 +58,7 @@ def registry_rows() -> list[dict[str, Any]]:
                 "basis": basis,
                 "export": ", ".join(entry.export_fields) or "nothing",
                 "erasure": entry.erasure.describe(),
-                "retention": entry.retention.describe()
+                "retention": entry.retention_describe()
                 if entry.retention
                 else "kept while needed for the purpose; removed on erasure",
                 "files": ", ".join(entry.file_fields),

@@ -58,9 +58,19 @@ def _path_exists(model: type[models.Model], path: str) -> bool:
 def _entry_errors(entry: PersonalData) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     names = set(entry.fields) | set(entry.export_fields) | set(entry.file_fields)
-    if entry.retention:
-        names.add(entry.retention.clock)
-        names |= set(entry.retention.anonymise)
+    for rule in entry.rules:
+        if "__" in rule.clock:
+            if not _path_exists(entry.model, rule.clock):
+                errors.append(
+                    checks.Error(
+                        f"{entry.label} retention clock '{rule.clock}' is not a valid path.",
+                        obj=entry.model,
+                        id="dsr.E002",
+                    )
+                )
+        else:
+            names.add(rule.clock)
+        names |= set(rule.anonymise)
     erasure_fields = getattr(entry.erasure, "values", None) or {}
     names |= set(erasure_fields)
     names |= set(getattr(entry.erasure, "keep_fields", ()))

@@ -16,4 +16,7 @@ PURPOSES: dict[str, tuple[str, str]] = {
         "legitimate interest: operating a reliable and secure website",
     ),
     "communication": ("Tell account holders about their account and orders", "contract"),
+    "orders": ("Carry out the customer's order: the edit they asked for", "contract"),
+    "payments": ("Take payment through a payment gateway", "contract"),
+    "tax": ("Keep the invoices and records that tax law requires", "legal obligation"),
 }

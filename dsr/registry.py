@@ -78,6 +78,9 @@ class Retention:
     filter: models.Q | None = None
     description: str = ""
     after: str = ""  # how people would name the clock's event ("the request", "sign-up")
+    # Names one of several rules on the same model (e.g. results: after delivery, and
+    # after the last edit of an order never delivered); part of the rule's key.
+    name: str = ""
 
     def __post_init__(self) -> None:
         if self.action not in {"delete", "anonymise"}:
@@ -111,7 +114,8 @@ class PersonalData:
     # For rows with no path to their subject: how the subject's rows are found instead.
     subject_note: str = ""
     export: tuple[str, ...] | None = None  # default: every declared field
-    retention: Retention | None = None
+    # One rule, or several when different rows of the model age on different clocks.
+    retention: Retention | tuple[Retention, ...] | None = None
     file_fields: tuple[str, ...] = ()
     description: str = ""
 
@@ -122,6 +126,18 @@ class PersonalData:
     @property
     def export_fields(self) -> tuple[str, ...]:
         return self.export if self.export is not None else tuple(self.fields)
+
+    @property
+    def rules(self) -> tuple[Retention, ...]:
+        if self.retention is None:
+            return ()
+        return self.retention if isinstance(self.retention, tuple) else (self.retention,)
+
+    def rule_key(self, rule: Retention) -> str:
+        return f"{self.label}:{rule.name}" if rule.name else self.label
+
+    def retention_describe(self) -> str:
+        return "; ".join(rule.describe() for rule in self.rules)
 
     @property
     def categories(self) -> list[str]:
@@ -146,6 +162,9 @@ class Registry:
             raise ValueError(f"{entry.label}: unknown categories {sorted(unknown)}")
         if entry.subject is None and entry.subject_email is None and not entry.subject_note:
             raise ValueError(f"{entry.label}: declare subject, subject_email or subject_note")
+        names = [rule.name for rule in entry.rules]
+        if len(names) > 1 and (len(set(names)) != len(names) or not all(names)):
+            raise ValueError(f"{entry.label}: several retention rules need distinct names")
         self._entries[entry.label] = entry
         return entry
 
@@ -170,6 +189,9 @@ class Registry:
 
     def with_retention(self) -> list[PersonalData]:
         return [e for e in self if e.retention is not None]
+
+    def retention_rules(self) -> list[tuple[PersonalData, Retention]]:
+        return [(entry, rule) for entry in self for rule in entry.rules]
 
 
 registry = Registry()

@@ -75,17 +75,29 @@ def other_customer(db) -> User:
 
 
 @pytest.fixture
-def support(db) -> User:
+def roles_present(db) -> None:
+    """The role groups come from a data migration, which a transactional test's flush empties."""
+    from django.apps import apps as django_apps
+    from django.contrib.auth.models import Group
+
+    if Group.objects.filter(name__in=list(roles.ROLE_PERMISSIONS)).count() < len(
+        roles.ROLE_PERMISSIONS
+    ):
+        roles.roles_sync(django_apps)
+
+
+@pytest.fixture
+def support(db, roles_present) -> User:
     return UserFactory(email="support@example.com", role=roles.SUPPORT)
 
 
 @pytest.fixture
-def retoucher(db) -> User:
+def retoucher(db, roles_present) -> User:
     return UserFactory(email="retoucher@example.com", role=roles.RETOUCHER)
 
 
 @pytest.fixture
-def privacy_officer(db) -> User:
+def privacy_officer(db, roles_present) -> User:
     return UserFactory(email="privacy@example.com", role=roles.PRIVACY_OFFICER)
 
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 from common.maintenance import privacy_maintenance
 from common.storage import storage_delete_everywhere
 from dsr.models import RetentionClaim, RetentionRun, RetentionRunStatus
-from dsr.registry import PersonalData, registry
+from dsr.registry import PersonalData, Retention, registry
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]
@@ -37,18 +37,11 @@ class RulePreview:
     due_rows: int
 
 
-def rule_key(entry: PersonalData) -> str:
-    return entry.label
+def _cutoff(rule: Retention, now: datetime) -> datetime:
+    return now - rule.period()
 
 
-def _cutoff(entry: PersonalData, now: datetime) -> datetime:
-    assert entry.retention is not None
-    return now - entry.retention.period()
-
-
-def _due(entry: PersonalData, cutoff: datetime) -> QuerySet[Any]:
-    assert entry.retention is not None
-    rule = entry.retention
+def _due(entry: PersonalData, rule: Retention, cutoff: datetime) -> QuerySet[Any]:
     qs = entry.model._default_manager.filter(**{f"{rule.clock}__lt": cutoff})
     if rule.filter is not None:
         qs = qs.filter(rule.filter)
@@ -66,12 +59,11 @@ def _due(entry: PersonalData, cutoff: datetime) -> QuerySet[Any]:
 def retention_preview(*, now: datetime | None = None) -> list[RulePreview]:
     now = now or timezone.now()
     out = []
-    for entry in registry.with_retention():
-        cutoff = _cutoff(entry, now)
-        assert entry.retention is not None
+    for entry, rule in registry.retention_rules():
+        cutoff = _cutoff(rule, now)
         out.append(
             RulePreview(
-                rule_key(entry), entry.retention.describe(), cutoff, _due(entry, cutoff).count()
+                entry.rule_key(rule), rule.describe(), cutoff, _due(entry, rule, cutoff).count()
             )
         )
     return out
@@ -130,12 +122,14 @@ def _has_integer_pk(model: type[Model]) -> bool:
 
 
 def _apply_rule(
-    entry: PersonalData, run: RetentionRun, cutoff: datetime, progress: Progress | None
+    entry: PersonalData,
+    rule: Retention,
+    run: RetentionRun,
+    cutoff: datetime,
+    progress: Progress | None,
 ) -> None:
-    assert entry.retention is not None
-    rule = entry.retention
     chunk = settings.RETENTION_CHUNK_SIZE
-    qs = _due(entry, cutoff)
+    qs = _due(entry, rule, cutoff)
     if rule.action == "anonymise":
         while True:
             ids = list(qs.order_by("pk").values_list("pk", flat=True)[:chunk])
@@ -193,21 +187,28 @@ def _claim(key: str, period: timedelta, now: datetime) -> bool:
 
 
 def retention_run_rule(
-    *, entry: PersonalData, now: datetime | None = None, progress: Progress | None = None
+    *,
+    entry: PersonalData,
+    rule: Retention | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
 ) -> RetentionRun:
+    """Apply one rule (the entry's only rule when *rule* is not given)."""
+    if rule is None:
+        (rule,) = entry.rules
     now = now or timezone.now()
-    cutoff = _cutoff(entry, now)
-    run = RetentionRun.objects.create(rule=rule_key(entry), cutoff=cutoff)
+    cutoff = _cutoff(rule, now)
+    run = RetentionRun.objects.create(rule=entry.rule_key(rule), cutoff=cutoff)
     try:
         with privacy_maintenance():
-            _apply_rule(entry, run, cutoff, progress)
+            _apply_rule(entry, rule, run, cutoff, progress)
         run.status = RetentionRunStatus.PARTIAL if run.errors else RetentionRunStatus.OK
     except Exception as exc:
         logger.exception("retention rule %s failed", run.rule)
         run.status = RetentionRunStatus.FAILED
         run.errors += f"{exc.__class__.__name__}: {exc}\n"
     run.finished_at = timezone.now()
-    run.overdue_after = _due(entry, cutoff).count()
+    run.overdue_after = _due(entry, rule, cutoff).count()
     run.save()
     return run
 
@@ -226,13 +227,13 @@ def retention_run_all(
     now = now or timezone.now()
     period = period or timedelta(minutes=settings.RETENTION_INTERVAL_MINUTES)
     runs = []
-    for entry in registry.with_retention():
-        key = rule_key(entry)
-        if only and key != only:
+    for entry, rule in registry.retention_rules():
+        key = entry.rule_key(rule)
+        if only and key != only and entry.label != only:
             continue
         if not force and not _claim(key, period, now):
             continue
-        runs.append(retention_run_rule(entry=entry, now=now, progress=progress))
+        runs.append(retention_run_rule(entry=entry, rule=rule, now=now, progress=progress))
     if runs:
         retention_verify(now=now, runs=runs)
     return runs

@@ -17,14 +17,12 @@ from accounts.models import User
 from accounts.roles import PRIVACY_OFFICER
 from accounts.services import notification_create
 from dsr.models import RetentionRun
-from dsr.registry import PersonalData, registry
+from dsr.registry import PersonalData, Retention, registry
 
 logger = logging.getLogger("dsr.retention")
 
 
-def overdue_count(entry: PersonalData, now: datetime) -> int:
-    rule = entry.retention
-    assert rule is not None
+def overdue_count(entry: PersonalData, rule: Retention, now: datetime) -> int:
     limit = now - rule.period()
     qs = entry.model._default_manager.filter(**{f"{rule.clock}__lt": limit})
     if rule.filter is not None:
@@ -52,10 +50,10 @@ def privacy_officers() -> list[User]:
 def retention_verify(*, now: datetime, runs: list[RetentionRun] | None = None) -> dict[str, int]:
     """Count overdue rows per rule; alert every privacy officer when any remain."""
     overdue = {}
-    for entry in registry.with_retention():
-        n = overdue_count(entry, now)
+    for entry, rule in registry.retention_rules():
+        n = overdue_count(entry, rule, now)
         if n:
-            overdue[entry.label] = n
+            overdue[entry.rule_key(rule)] = n
     if overdue:
         summary = ", ".join(f"{label}: {n}" for label, n in sorted(overdue.items()))
         logger.error(

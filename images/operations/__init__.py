@@ -1,0 +1,1 @@
+"""Pure image operations: retouching and passport photos. No Django models in here."""

@@ -1,0 +1,679 @@
+"""Passport and ID photos (IMG-6): find the face, crop to the document's rules, print sheets.
+
+The work is sized to the output, not to the upload. A 12 MP JPEG is decoded at reduced
+scale (libjpeg's scaled IDCT through ``Image.draft``: 1/2, 1/4 or 1/8 of the pixels),
+chosen from the header so that the expected crop still has at least the output's pixels;
+only if the face turns out smaller than expected is it decoded again at a finer scale. The
+face is found on a grayscale copy about DETECT_SIDE pixels long, and the crop is cut from
+the decoded image in its stored orientation and turned upright afterwards, so no upright
+copy of the whole photo is ever made.
+
+No beauty filters or retouching here, on purpose: several authorities (the US, the UK,
+Canada, the Schengen states) refuse photos that were digitally altered beyond cropping,
+scaling and colour conversion.
+
+Head height is estimated from the Haar face box (see HEAD_PER_FACE): an approximation,
+calibrated on a frontal face with a normal hairstyle; a landmark model would be more
+precise. The result is meant for a person (the customer, or staff on review) to confirm,
+not a guarantee of acceptance.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache, cached_property
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageCms, ImageDraw
+
+from images.operations.retouch import encode, watermark_preview
+from images.passport_specs import PRINT_DPI, DocumentSpec
+
+Box = tuple[float, float, float, float]  # left, top, width, height
+Rect = tuple[float, float, float, float]  # left, top, right, bottom
+
+# Decoding.
+ACCEPTED_FORMATS = ["JPEG", "PNG", "WEBP"]
+DRAFT_SCALES = (8, 4, 2, 1)
+ASSUMED_HEAD_SHARE = 0.33  # head height / frame height in a typical passport selfie
+DRAFT_UPSCALE_OK = 1.1  # enlarging the crop by up to 10% is invisible; beyond, decode finer
+MAX_UPSCALE = 1.5  # beyond this even at full resolution the face is too small
+# Detection (Haar cascades shipped with OpenCV).
+FACE_CASCADE = "haarcascade_frontalface_alt2.xml"  # fewer false positives than _default
+EYE_CASCADE = "haarcascade_eye.xml"
+DETECT_SIDE = 160  # long side of the fast search image: finds faces >= 15% of it
+DETECT_MIN = 24
+SMALL_FACE_SIDE = 640  # second search, only when the first found nothing
+REFINE_FACE = 128  # the face is re-measured (and its eyes found) at about this width
+TILT_ANGLES = (25.0, -25.0, 15.0, -15.0, 35.0, -35.0)
+MAX_TILT_DEGREES = 10.0
+# Geometry: crown-to-chin height, hair included, is about 1.55 face-box heights, and the
+# chin about 0.1 box below the box (measured on frontal portraits with Haar's alt2 box).
+HEAD_PER_FACE = 1.55
+CHIN_BELOW_FACE = 0.10
+TOP_SHARE = 0.3  # of the space not taken by the head, the share above the crown
+MAX_PAD_SHARE = 0.08  # white added beyond an image edge, as a share of the crop side
+# Outputs.
+DIGITAL_MAX_QUALITY = 95  # above this JPEG grows without visible gain
+DIGITAL_MIN_QUALITY = 40
+SHEET_QUALITY = 92
+PREVIEW_SIDE = 360
+PREVIEW_TEXT = "PREVIEW · NOT FOR SUBMISSION"
+PAPERS = {"4x6": (1800, 1200), "10x15": (1772, 1181)}  # landscape, pixels at 300 dpi
+SHEET_GAP = 12  # 1 mm between copies, with the cut guide in its middle
+SHEET_MARGIN = 24
+GUIDE_GREY = (170, 170, 170)
+WHITE = (255, 255, 255)
+
+_ORIENTATION_TAG = 0x0112
+# What exif_transpose applies for each EXIF orientation (stored -> upright).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+MESSAGES = {
+    "unreadable": "We could not read this photo. Please upload a JPEG, PNG or WebP image.",
+    "too_large": "This photo has too many pixels. Please upload one of at most 50 megapixels.",
+    "no_face": "We could not find a face. Please upload a photo of you facing the camera.",
+    "several_faces": "We found more than one face. A passport photo must show only you.",
+    "face_too_small": (
+        "Your face is too small in this photo. Please take it closer, so that your head "
+        "and shoulders fill most of the picture."
+    ),
+    "face_tilted": "Your head is tilted. Please keep your head straight and look at the camera.",
+    "face_off_edge": (
+        "Your head is too close to the edge of the photo. Please take it again with space "
+        "around your head and shoulders."
+    ),
+    "too_detailed": "We could not make this photo small enough for the online form.",
+}
+
+
+class PassportRejected(Exception):
+    """The photo cannot become this passport photo; ``message`` is for the customer."""
+
+    def __init__(self, code: str, message: str | None = None) -> None:
+        self.code = code
+        self.message = message or MESSAGES[code]
+        super().__init__(f"{code}: {self.message}")
+
+
+@dataclass(frozen=True)
+class PassportOutput:
+    digital: bytes  # JPEG at spec.digital_size, density matching the document's size
+    sheet: bytes  # JPEG print sheet at 300 dpi
+    preview: bytes  # watermarked low-resolution JPEG for guests
+    width: int
+    height: int
+    quality: int  # of the digital JPEG
+    copies: int  # on the sheet
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    width: int
+    height: int
+    columns: int
+    rows: int
+    gap: int
+    left: int
+    top: int
+
+    @property
+    def copies(self) -> int:
+        return self.columns * self.rows
+
+
+# --- Cascades -----------------------------------------------------------------------------
+
+
+@cache
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    """Loaded once per process, on first use (a worker that never makes passports never
+    pays for it). Celery's prefork workers are processes, so nothing is shared."""
+    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
+    if classifier.empty():
+        raise RuntimeError(f"OpenCV cascade {name} could not be loaded")
+    return classifier
+
+
+def _detect(
+    gray: npt.NDArray[np.uint8],
+    cascade: str,
+    *,
+    scale: float,
+    neighbours: int,
+    min_side: int,
+    max_side: int | None = None,
+) -> list[Box]:
+    classifier = _cascade(cascade)
+    limit = (max_side, max_side) if max_side else (0, 0)
+    found = classifier.detectMultiScale(
+        gray, scaleFactor=scale, minNeighbors=neighbours, minSize=(min_side, min_side),
+        maxSize=limit,
+    )  # fmt: skip
+    return [(float(x), float(y), float(w), float(h)) for x, y, w, h in found]
+
+
+# --- Decoding -----------------------------------------------------------------------------
+
+
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """Decompression-bomb warnings become errors; decoder failures become rejections."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise PassportRejected("too_large") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PassportRejected("unreadable") from exc
+
+
+@dataclass
+class _Source:
+    """The photo decoded at 1/scale in its stored orientation, and how to turn it upright."""
+
+    data: bytes
+    image: Image.Image
+    scale: int
+    orientation: int
+    full_size: tuple[int, int]  # stored, full resolution
+
+    @property
+    def turned(self) -> bool:
+        return self.orientation in (5, 6, 7, 8)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Upright size at the decoded scale."""
+        width, height = self.image.size
+        return (height, width) if self.turned else (width, height)
+
+    @cached_property
+    def gray(self) -> Image.Image:
+        """Grayscale of the decoded image (stored orientation), made once for all searches."""
+        return self.image if self.image.mode == "L" else self.image.convert("L")
+
+    def upright(self, img: Image.Image) -> Image.Image:
+        method = _TRANSPOSE.get(self.orientation)
+        return img.transpose(method) if method is not None else img
+
+    def stored_rect(self, rect: Rect) -> Rect:
+        """The rectangle of the decoded stored image that shows upright *rect*."""
+        width, height = self.image.size
+        left, top, right, bottom = rect
+        corners = [
+            _to_stored(x, y, self.orientation, width, height)
+            for x, y in ((left, top), (right, bottom))
+        ]
+        xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+        return min(xs), min(ys), max(xs), max(ys)
+
+
+def _to_stored(
+    x: float, y: float, orientation: int, width: int, height: int
+) -> tuple[float, float]:
+    """Map an upright point to the stored image (width, height: the stored size)."""
+    return {
+        1: (x, y),
+        2: (width - x, y),
+        3: (width - x, height - y),
+        4: (x, height - y),
+        5: (y, x),
+        6: (y, height - x),
+        7: (width - y, height - x),
+        8: (width - y, x),
+    }.get(orientation, (x, y))
+
+
+def _open(data: bytes) -> tuple[Image.Image, int]:
+    img = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    orientation = img.getexif().get(_ORIENTATION_TAG, 1)
+    return img, orientation if orientation in range(1, 9) else 1
+
+
+def _pick_scale(upright: tuple[int, int], needed_height: float) -> int:
+    """The largest draft reduction whose upright height is still at least *needed_height*."""
+    for scale in DRAFT_SCALES:
+        if upright[1] / scale >= needed_height:
+            return scale
+    return 1
+
+
+def _decode(data: bytes, scale: int, opened: tuple[Image.Image, int] | None = None) -> _Source:
+    img, orientation = opened or _open(data)
+    full_size = img.size
+    if scale > 1 and img.format == "JPEG":
+        # Asking for exactly 1/scale of each side makes draft() choose that reduction.
+        img.draft("RGB", (full_size[0] // scale, full_size[1] // scale))
+        scale = round(full_size[0] / img.size[0])
+    else:
+        scale = 1  # PNG and WebP decode at full size (their caps were checked upstream)
+    img.load()
+    return _Source(data, img, scale, orientation, full_size)
+
+
+def _first_decode(data: bytes, spec: DocumentSpec, size: tuple[int, int]) -> _Source:
+    img, orientation = opened = _open(data)
+    width, height = img.size
+    upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    needed = size[1] * spec.head_target / (ASSUMED_HEAD_SHARE * DRAFT_UPSCALE_OK)
+    return _decode(data, _pick_scale(upright, needed), opened)
+
+
+# --- Finding the face ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Face:
+    box: Box  # upright, in the decoded image's pixels
+    eyes: tuple[tuple[float, float], tuple[float, float]] | None
+
+    @property
+    def centre_x(self) -> float:
+        if self.eyes:
+            return (self.eyes[0][0] + self.eyes[1][0]) / 2
+        return self.box[0] + self.box[2] / 2
+
+
+def _gray_upright(source: _Source, long_side: int) -> tuple[npt.NDArray[np.uint8], float]:
+    """An upright grayscale copy about *long_side* long, and its size factor to the source."""
+    gray = source.gray
+    factor = max(1, round(max(gray.size) / long_side))
+    if factor > 1:
+        gray = gray.reduce(factor)
+    return np.asarray(source.upright(gray)), float(factor)
+
+
+def _scale_box(box: Box, factor: float) -> Box:
+    return box[0] * factor, box[1] * factor, box[2] * factor, box[3] * factor
+
+
+def _find_faces(source: _Source) -> list[Box]:
+    """Faces in the upright decoded image's pixels: large ones fast, then small ones."""
+    gray, factor = _gray_upright(source, DETECT_SIDE)
+    found = _detect(gray, FACE_CASCADE, scale=1.15, neighbours=4, min_side=DETECT_MIN)
+    if not found and max(source.size) > DETECT_SIDE * 2:
+        # None large: look again for small ones, to tell "too small" from "no face".
+        gray, factor = _gray_upright(source, SMALL_FACE_SIDE)
+        found = _detect(gray, FACE_CASCADE, scale=1.1, neighbours=5, min_side=DETECT_MIN)
+    return [_scale_box(box, factor) for box in found]
+
+
+def _rotated(gray: npt.NDArray[np.uint8], degrees: float) -> npt.NDArray[np.uint8]:
+    height, width = gray.shape
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    return np.asarray(
+        cv2.warpAffine(gray, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE),
+        np.uint8,
+    )
+
+
+def _tilted_face_present(source: _Source) -> bool:
+    """Whether a face appears once the picture is turned: a tilted head, not no head."""
+    gray, _ = _gray_upright(source, DETECT_SIDE * 2)
+    for degrees in TILT_ANGLES:
+        turned = _rotated(gray, degrees)
+        if _detect(turned, FACE_CASCADE, scale=1.1, neighbours=4, min_side=DETECT_MIN):
+            return True
+    return False
+
+
+def _region(source: _Source, img: Image.Image, rect: Rect) -> Image.Image:
+    """Upright *rect* (inside the image) of *img*, a same-size copy of the stored image."""
+    left, top, right, bottom = source.stored_rect(rect)
+    box = (round(left), round(top), round(right), round(bottom))
+    return source.upright(img.crop(box))
+
+
+def _refine(source: _Source, box: Box) -> _Face:
+    """Re-measure the face on a sharper close-up, and find its eyes there."""
+    x, y, w, h = box
+    width, height = source.size
+    rect = (
+        max(0.0, x - w / 2),
+        max(0.0, y - h / 2),
+        min(float(width), x + 1.5 * w),
+        min(float(height), y + 1.5 * h),
+    )
+    zoom = REFINE_FACE / w
+    close = _region(source, source.gray, rect)
+    size = (max(1, round(close.width * zoom)), max(1, round(close.height * zoom)))
+    gray = np.asarray(close.resize(size, Image.Resampling.BILINEAR))
+    candidates = _detect(
+        gray, FACE_CASCADE, scale=1.05, neighbours=2, min_side=round(REFINE_FACE * 0.8),
+        max_side=round(REFINE_FACE * 1.25),
+    )  # fmt: skip
+    local = (box[0] - rect[0]) * zoom, (box[1] - rect[1]) * zoom, w * zoom, h * zoom
+    if candidates:
+        local = min(candidates, key=lambda c: abs(c[0] + c[2] / 2 - local[0] - local[2] / 2))
+    eyes = _find_eyes(gray, local)
+    unzoom = 1 / zoom
+    refined = (
+        rect[0] + local[0] * unzoom,
+        rect[1] + local[1] * unzoom,
+        local[2] * unzoom,
+        local[3] * unzoom,
+    )
+    if eyes is None:
+        return _Face(refined, None)
+    (lx, ly), (rx, ry) = eyes
+    return _Face(
+        refined,
+        (
+            (rect[0] + lx * unzoom, rect[1] + ly * unzoom),
+            (rect[0] + rx * unzoom, rect[1] + ry * unzoom),
+        ),
+    )
+
+
+def _find_eyes(
+    gray: npt.NDArray[np.uint8], face: Box
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """Centres of the left and right eye (in *gray*'s pixels) when both are found."""
+    x, y, w, h = (round(v) for v in face)
+    top, bottom = max(0, y + round(0.15 * h)), max(0, y + round(0.6 * h))
+    left, right = max(0, x), max(0, x + w)
+    strip = np.ascontiguousarray(gray[top:bottom, left:right])
+    if strip.size == 0:
+        return None
+    found = _detect(
+        strip, EYE_CASCADE, scale=1.1, neighbours=3, min_side=max(12, round(w * 0.12)),
+        max_side=round(w * 0.4),
+    )  # fmt: skip
+    middle = w / 2
+    sides: dict[bool, list[Box]] = {True: [], False: []}
+    for eye in found:
+        sides[eye[0] + eye[2] / 2 < middle].append(eye)
+    if not sides[True] or not sides[False]:
+        return None
+
+    def centre(eye: Box) -> tuple[float, float]:
+        return left + eye[0] + eye[2] / 2, top + eye[1] + eye[3] / 2
+
+    # Of several candidates on a side, the largest: eyebrows and nostrils come out smaller.
+    return (
+        centre(max(sides[True], key=lambda e: e[2])),
+        centre(max(sides[False], key=lambda e: e[2])),
+    )
+
+
+def _locate_face(source: _Source) -> _Face:
+    faces = _find_faces(source)
+    if not faces:
+        code = "face_tilted" if _tilted_face_present(source) else "no_face"
+        raise PassportRejected(code)
+    if len(faces) > 1:
+        raise PassportRejected("several_faces")
+    face = _refine(source, faces[0])
+    if face.eyes is not None:
+        (lx, ly), (rx, ry) = face.eyes
+        if abs(math.degrees(math.atan2(ry - ly, rx - lx))) > MAX_TILT_DEGREES:
+            raise PassportRejected("face_tilted")
+    return face
+
+
+# --- The crop -----------------------------------------------------------------------------
+
+
+def head_height(face_box: Box) -> float:
+    """Crown-to-chin height estimated from a face box (same pixels)."""
+    return face_box[3] * HEAD_PER_FACE
+
+
+def crop_rect(face: _Face, spec: DocumentSpec) -> Rect:
+    """Where the photo is cut, in the upright decoded image's pixels.
+
+    The head's height lands in the middle of the spec's range, the face is centred
+    between the eyes (or on the face box), and the crown sits TOP_SHARE of the spare
+    height below the top edge.
+    """
+    _, y, _, h = face.box
+    head = head_height(face.box)
+    chin = y + h * (1 + CHIN_BELOW_FACE)
+    crop_h = head / spec.head_target
+    crop_w = crop_h * spec.width_mm / spec.height_mm
+    top = chin - head - TOP_SHARE * (crop_h - head)
+    left = face.centre_x - crop_w / 2
+    return left, top, left + crop_w, top + crop_h
+
+
+def _check_room(rect: Rect, size: tuple[int, int]) -> None:
+    left, top, right, bottom = rect
+    spare_w, spare_h = (right - left) * MAX_PAD_SHARE, (bottom - top) * MAX_PAD_SHARE
+    width, height = size
+    if left < -spare_w or right > width + spare_w or top < -spare_h or bottom > height + spare_h:
+        raise PassportRejected("face_off_edge")
+
+
+def _finer_source(source: _Source, rect: Rect, out_height: int) -> tuple[_Source, Rect]:
+    """Decode again at a finer scale when the crop would be enlarged too much."""
+    crop_h = rect[3] - rect[1]
+    if crop_h * DRAFT_UPSCALE_OK >= out_height or source.scale == 1:
+        return source, rect
+    full_crop_h = crop_h * source.scale
+    scale = next(
+        (
+            s
+            for s in DRAFT_SCALES
+            if s < source.scale and full_crop_h / s * DRAFT_UPSCALE_OK >= out_height
+        ),
+        1,
+    )
+    finer = _decode(source.data, scale)
+    factor = source.scale / finer.scale
+    return finer, (rect[0] * factor, rect[1] * factor, rect[2] * factor, rect[3] * factor)
+
+
+def _cut(source: _Source, rect: Rect, size: tuple[int, int]) -> Image.Image:
+    """Cut upright *rect* from the decoded image and scale it to *size*; white beyond edges."""
+    width, height = source.size
+    left, top, right, bottom = rect
+    stored_size = (size[1], size[0]) if source.turned else size
+    if left >= 0 and top >= 0 and right <= width and bottom <= height:
+        box = source.stored_rect(rect)
+        out = source.image.resize(stored_size, Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
+        return source.upright(out)
+    # Partly outside: paste the part inside onto white, then scale.
+    inside = (max(0.0, left), max(0.0, top), min(float(width), right), min(float(height), bottom))
+    canvas = Image.new("RGB", (round(right - left), round(bottom - top)), WHITE)
+    part = _region(source, source.image, inside)
+    canvas.paste(_rgb(part), (round(inside[0] - left), round(inside[1] - top)))
+    return canvas.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+
+
+def _rgb(img: Image.Image) -> Image.Image:
+    """RGB, with any transparency flattened onto white (the passport background)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        flat = Image.new("RGB", img.size, WHITE)
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return img.convert("RGB")
+
+
+@cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    """Convert from an embedded profile (e.g. Display P3 from a phone) before it is dropped:
+    dropping it alone would make the colours wrong. Unusable profiles are ignored."""
+    if not icc:
+        return img
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        converted = ImageCms.profileToProfile(img, profile, _srgb(), outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return img
+    return converted if converted is not None else img
+
+
+def passport_crop(
+    data: bytes, spec: DocumentSpec, *, size: tuple[int, int] | None = None
+) -> Image.Image:
+    """The passport photo cut from encoded *data*: RGB, *size* (default the digital size).
+
+    Raises PassportRejected when the photo cannot make a compliant passport photo.
+    """
+    size = size or spec.digital_size
+    with _decoding():
+        source = _first_decode(data, spec, size)
+        face = _locate_face(source)
+        rect = crop_rect(face, spec)
+        _check_room(rect, source.size)
+        if (rect[3] - rect[1]) * source.scale * MAX_UPSCALE < size[1]:
+            raise PassportRejected("face_too_small")
+        source, rect = _finer_source(source, rect, size[1])
+        photo = _rgb(_cut(source, rect, size))
+        icc = source.image.info.get("icc_profile")
+    photo = _to_srgb(photo, icc)
+    photo.info = {}
+    return photo
+
+
+# --- Outputs ------------------------------------------------------------------------------
+
+
+def encode_digital(photo: Image.Image, spec: DocumentSpec) -> tuple[bytes, int]:
+    """The digital JPEG and its quality: the highest that fits the spec's byte limit.
+
+    The density written (JFIF) makes the physical size the document's (px / dpi = inches).
+    """
+    dpi = (spec.digital_dpi, spec.digital_dpi)
+    best = encode(photo, quality=DIGITAL_MAX_QUALITY, dpi=dpi, optimize=True)
+    limit = spec.digital_max_bytes
+    if limit is None or len(best) <= limit:
+        return best, DIGITAL_MAX_QUALITY
+    low, high, found = DIGITAL_MIN_QUALITY, DIGITAL_MAX_QUALITY - 1, None
+    while low <= high:  # size grows with quality: binary search for the last fit
+        quality = (low + high) // 2
+        data = encode(photo, quality=quality, dpi=dpi, optimize=True)
+        if len(data) <= limit:
+            found, low = (data, quality), quality + 1
+        else:
+            high = quality - 1
+    if found is None:
+        raise PassportRejected("too_detailed")
+    return found
+
+
+def sheet_layout(photo_size: tuple[int, int], paper: str = "4x6") -> SheetLayout:
+    """How many copies fit on *paper*, either way round, with or without gaps.
+
+    Gaps (with a cut guide in each) are preferred; going gapless is worth it only when it
+    fits more copies (2 x 2 in on 4 x 6 in: 6 instead of 2), and the guides are then drawn
+    on the shared edges, where the cut goes anyway.
+    """
+    if paper not in PAPERS:
+        raise ValueError(f"unknown paper {paper!r}; known: {', '.join(PAPERS)}")
+    long, short = PAPERS[paper]
+    width, height = photo_size
+    best: SheetLayout | None = None
+    for sheet_w, sheet_h in ((long, short), (short, long)):
+        for gap, margin in ((SHEET_GAP, SHEET_MARGIN), (0, 0)):
+            columns = (sheet_w - 2 * margin + gap) // (width + gap)
+            rows = (sheet_h - 2 * margin + gap) // (height + gap)
+            if columns < 1 or rows < 1:
+                continue
+            left = (sheet_w - columns * width - (columns - 1) * gap) // 2
+            top = (sheet_h - rows * height - (rows - 1) * gap) // 2
+            layout = SheetLayout(sheet_w, sheet_h, columns, rows, gap, left, top)
+            if best is None or layout.copies > best.copies:
+                best = layout
+    if best is None:
+        raise ValueError(f"a {width}x{height} photo does not fit on {paper} paper")
+    return best
+
+
+def print_sheet(photo: Image.Image, spec: DocumentSpec, paper: str = "4x6") -> Image.Image:
+    """A print sheet (300 dpi) tiled with copies of *photo* and thin grey cut guides."""
+    if photo.size != spec.print_px:
+        photo = photo.resize(spec.print_px, Image.Resampling.LANCZOS)
+    layout = sheet_layout(photo.size, paper)
+    sheet = Image.new("RGB", (layout.width, layout.height), WHITE)
+    step_x, step_y = photo.width + layout.gap, photo.height + layout.gap
+    for column in range(layout.columns):
+        for row in range(layout.rows):
+            sheet.paste(photo, (layout.left + column * step_x, layout.top + row * step_y))
+    _draw_guides(sheet, layout, photo.size)
+    return sheet
+
+
+def _guide_positions(start: int, count: int, side: int, gap: int) -> list[int]:
+    """Where cut lines go along one axis: each photo edge, or the middle of each gap."""
+    edges = [start - (gap + 1) // 2]
+    for n in range(1, count):
+        edges.append(start + n * (side + gap) - (gap + 1) // 2)
+    edges.append(start + count * side + (count - 1) * gap + gap // 2)
+    return edges
+
+
+def _draw_guides(sheet: Image.Image, layout: SheetLayout, size: tuple[int, int]) -> None:
+    draw = ImageDraw.Draw(sheet)
+    last_x, last_y = layout.width - 1, layout.height - 1
+    xs = _guide_positions(layout.left, layout.columns, size[0], layout.gap)
+    ys = _guide_positions(layout.top, layout.rows, size[1], layout.gap)
+    for x in xs:
+        x = min(max(x, 0), last_x)
+        draw.line([(x, 0), (x, last_y)], fill=GUIDE_GREY, width=1)
+    for y in ys:
+        y = min(max(y, 0), last_y)
+        draw.line([(0, y), (last_x, y)], fill=GUIDE_GREY, width=1)
+
+
+def passport_make(
+    data: bytes, spec: DocumentSpec, *, paper: str = "4x6", preview_text: str = PREVIEW_TEXT
+) -> PassportOutput:
+    """Everything a passport order delivers, from the uploaded photo's bytes."""
+    digital_size, print_size = spec.digital_size, spec.print_px
+    larger = max(digital_size, print_size, key=lambda s: s[0] * s[1])
+    photo = passport_crop(data, spec, size=larger)
+    digital_photo = photo if larger == digital_size else _scaled(photo, digital_size)
+    print_photo = photo if larger == print_size else _scaled(photo, print_size)
+    digital, quality = encode_digital(digital_photo, spec)
+    layout = sheet_layout(print_size, paper)
+    sheet = encode(
+        print_sheet(print_photo, spec, paper), quality=SHEET_QUALITY, dpi=(PRINT_DPI, PRINT_DPI)
+    )
+    preview = encode(watermark_preview(digital_photo, preview_text, PREVIEW_SIDE), quality=80)
+    return PassportOutput(
+        digital=digital,
+        sheet=sheet,
+        preview=preview,
+        width=digital_size[0],
+        height=digital_size[1],
+        quality=quality,
+        copies=layout.copies,
+    )
+
+
+def _scaled(photo: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return photo.resize(size, Image.Resampling.LANCZOS)
+
+
+def detect_faces(img: Image.Image) -> list[Box]:
+    """Faces in an upright image (for tests and the admin's check of a finished photo)."""
+    gray = np.asarray(img.convert("L"))
+    side = min(gray.shape)
+    return _detect(
+        gray, FACE_CASCADE, scale=1.05, neighbours=4, min_side=max(DETECT_MIN, side // 8)
+    )

@@ -1,0 +1,214 @@
+"""Uploads (IMG-5): validated in the request from the header only, scanned, quarantined.
+
+The web request reads the bytes (capped), checks the header (type from the content, size,
+pixels, aspect, frames) and that the file is complete, and asks clamd. Only then is the
+raw file written, under a random key in quarantine. A worker decodes it, applies EXIF
+orientation, converts to sRGB and re-encodes it without metadata; the raw file is then
+deleted. The request never decodes pixels, and a whole batch is refused if any file is
+bad, so nothing partial is stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from accounts.models import AuditAction, User
+from accounts.services import audit_log_write
+from common.imaging import ImageLimits, ImageRejected, check_complete, inspect_header
+from common.storage import storage_delete_everywhere
+from images.models import Photo, PhotoStatus, ScanVerdict
+from images.scanning import ScannerUnavailable, ScanOutcome, scan_bytes
+from images.services.stats import image_stat_add
+from orders.models import Order, OrderKind, OrderStatus
+from orders.services.status import order_touch
+
+
+class UploadRefused(Exception):
+    """The whole upload is refused; ``message`` is safe to show, nothing was stored."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CheckedUpload:
+    data: bytes
+    fmt: str
+    width: int
+    height: int
+    verdict: str  # ScanVerdict
+    instructions: str
+
+
+def upload_limits() -> ImageLimits:
+    return ImageLimits(
+        max_bytes=settings.UPLOAD_MAX_BYTES,
+        max_pixels=settings.UPLOAD_MAX_PIXELS,
+        max_side=settings.UPLOAD_MAX_SIDE,
+        max_aspect=settings.UPLOAD_MAX_ASPECT,
+    )
+
+
+def display_name(name: str | None, index: int) -> str:
+    """The client's file name, only for messages: no path, no control or bidi characters."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    clean = "".join(ch for ch in base if unicodedata.category(ch)[0] not in {"C", "Z"} or ch == " ")
+    clean = clean.strip()[:60]
+    return f"“{clean}”" if clean else f"file {index + 1}"
+
+
+def _read(stream: IO[bytes], limit: int, label: str) -> bytes:
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise UploadRefused(f"{label} is larger than {limit // (1024 * 1024)} MB.")
+    if not data:
+        raise UploadRefused(f"{label} is empty.")
+    return data
+
+
+def upload_check(
+    *, stream: IO[bytes], name: str | None, index: int, instructions: str = ""
+) -> CheckedUpload:
+    """Everything that can be decided without decoding pixels; raises UploadRefused."""
+    label = display_name(name, index)
+    limits = upload_limits()
+    data = _read(stream, limits.max_bytes, label)
+    try:
+        img = inspect_header(data, limits)
+        fmt = img.format or ""
+        check_complete(data, fmt)
+    except ImageRejected as exc:
+        raise UploadRefused(f"{label}: {exc.message}") from exc
+    return CheckedUpload(data, fmt, img.width, img.height, "", instructions.strip()[:2000])
+
+
+def _scan(upload: CheckedUpload, label: str) -> tuple[str, str]:
+    """(verdict, signature). A hit raises; a scanner that is down leaves it pending."""
+    try:
+        report = scan_bytes(upload.data)
+    except ScannerUnavailable:
+        return ScanVerdict.PENDING, ""
+    if report.outcome is ScanOutcome.INFECTED:
+        return "infected", report.signature
+    if report.outcome is ScanOutcome.NOT_CONFIGURED:
+        return ScanVerdict.NOT_SCANNED, ""
+    return ScanVerdict.CLEAN, ""
+
+
+def photos_add(
+    *,
+    actor: User | None,
+    order: Order,
+    files: Sequence[tuple[IO[bytes], str | None, str]],
+    ip_address: str | None = None,
+) -> list[Photo]:
+    """Check, scan and quarantine a batch of (stream, client name, instructions).
+
+    All or nothing: the first bad file refuses the batch before anything is written.
+    """
+    if order.status != OrderStatus.DRAFT:
+        raise UploadRefused("Photos can be added only while the order is a draft.")
+    existing = order.photos.count()
+    limit = 1 if order.kind == OrderKind.PASSPORT else settings.UPLOAD_MAX_FILES
+    if not files:
+        raise UploadRefused("Choose at least one photo.")
+    if existing + len(files) > limit:
+        raise UploadRefused(
+            f"An order can have at most {limit} photo{'s' if limit > 1 else ''}; "
+            f"you sent {len(files)}" + (f" and it already has {existing}." if existing else ".")
+        )
+    checked = [
+        upload_check(stream=stream, name=name, index=i, instructions=note)
+        for i, (stream, name, note) in enumerate(files)
+    ]
+    verdicts = []
+    for i, upload in enumerate(checked):
+        verdict, signature = _scan(upload, display_name(files[i][1], i))
+        if verdict == "infected":
+            _audit_malware(actor, order, signature, ip_address)
+            raise UploadRefused(
+                f"{display_name(files[i][1], i)} contains malware ({signature}) and was refused. "
+                "Nothing from this upload was stored."
+            )
+        verdicts.append(verdict)
+    return _store(actor, order, checked, verdicts, existing, ip_address)
+
+
+def _audit_malware(actor: User | None, order: Order, signature: str, ip: str | None) -> None:
+    # Its own transaction: the refusal is recorded even though the request fails.
+    with transaction.atomic():
+        audit_log_write(
+            actor=actor,
+            action=AuditAction.MALWARE_REJECTED,
+            subject=order.customer,
+            ip_address=ip,
+            detail={"order": order.reference, "signature": signature},
+        )
+    image_stat_add(event="upload_malware")
+
+
+def _store(
+    actor: User | None,
+    order: Order,
+    checked: list[CheckedUpload],
+    verdicts: list[str],
+    existing: int,
+    ip_address: str | None,
+) -> list[Photo]:
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            photos = []
+            for i, (upload, verdict) in enumerate(zip(checked, verdicts, strict=True)):
+                key = f"q/{order.storage_token}/{secrets.token_hex(16)}"
+                written.append(default_storage.save(key, ContentFile(upload.data)))
+                photos.append(
+                    Photo.objects.create(
+                        order=order,
+                        position=existing + i,
+                        instructions=upload.instructions,
+                        upload=written[-1],
+                        status=PhotoStatus.PENDING_SCAN
+                        if verdict == ScanVerdict.PENDING
+                        else PhotoStatus.PROCESSING,
+                        scan=verdict,
+                        size_bytes=len(upload.data),
+                        width=upload.width,
+                        height=upload.height,
+                        source_format=upload.fmt,
+                    )
+                )
+            order_touch(order=order)
+            audit_log_write(
+                actor=actor,
+                action=AuditAction.PHOTO_UPLOADED,
+                subject=order.customer,
+                ip_address=ip_address,
+                detail={"order": order.reference, "count": len(photos)},
+            )
+            ids = [p.pk for p in photos]
+            transaction.on_commit(lambda: _enqueue(ids))
+    except Exception:
+        for name in written:  # the rows are gone with the transaction: so go the files
+            storage_delete_everywhere(name)
+        raise
+    for upload in checked:
+        image_stat_add(event=f"upload_{upload.fmt.lower()}", size=len(upload.data))
+    return photos
+
+
+def _enqueue(photo_ids: list[int]) -> None:
+    from images import tasks
+
+    for photo_id in photo_ids:
+        tasks.photo_process.delay(photo_id)

@@ -1,0 +1,64 @@
+"""Celery tasks of the images app: thin, take ids, idempotent (claims and deterministic keys)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from celery import shared_task
+
+# Storage faults worth retrying: the network, the disk, S3 answering 5xx.
+TRANSIENT_STORAGE = (OSError, BotoCoreError, ClientError, TimeoutError)
+MAX_RETRIES = 6
+
+
+def _backoff(retries: int) -> int:
+    return int(min(600, 5 * 2**retries))
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def photo_process(self: Any, photo_id: int) -> str:
+    from images.services import processing
+
+    try:
+        return processing.photo_process(photo_id=photo_id)
+    except TRANSIENT_STORAGE as exc:
+        processing.photo_release(photo_id=photo_id)
+        if self.request.retries >= self.max_retries:
+            processing.photo_fail(
+                photo_id=photo_id,
+                reason="We could not process this photo because of a storage fault. "
+                "Our team has been told; please try uploading it again later.",
+            )
+            raise
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def result_finalize(self: Any, result_id: int) -> str:
+    from images.services.results import result_finalize as finalize
+
+    try:
+        return finalize(result_id=result_id)
+    except TRANSIENT_STORAGE as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def photo_automate(self: Any, photo_id: int, steps: list[list[Any]]) -> str:
+    from images.services.processing import photo_automate as automate
+
+    try:
+        return automate(photo_id=photo_id, steps=steps)
+    except TRANSIENT_STORAGE as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@shared_task
+def photos_sweep() -> dict[str, int]:
+    """Every minute: scan what waited for clamd, requeue work whose worker died."""
+    from images.services.processing import photos_requeue_stale, photos_rescan_pending
+
+    counts = photos_rescan_pending()
+    counts["requeued"] = photos_requeue_stale()
+    return counts
