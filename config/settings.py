@@ -359,7 +359,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Signed download links (S3 presigned SigV4, or the local backend's own signature): at most 5 min.
 SIGNED_URL_MAX_AGE = min(env.int("SIGNED_URL_MAX_AGE", default=300), 300)
 if AWS_STORAGE_BUCKET_NAME:
-    STORAGES["default"]["OPTIONS"]["querystring_expire"] = SIGNED_URL_MAX_AGE
+    _default_storage["OPTIONS"]["querystring_expire"] = SIGNED_URL_MAX_AGE  # type: ignore[index]
 
 # --- Orders and images ---------------------------------------------------------------------
 ORDER_CURRENCY = env.str("ORDER_CURRENCY", default="EUR").upper()

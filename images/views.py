@@ -30,13 +30,14 @@ def photo_open(request: HttpRequest, photo_id: int) -> HttpResponseBase:
     )
     if role is None or not photo.file:
         raise Http404("No such photo.")
+    name = photo.file.name or ""
     url = image_open(
         actor=request.user,
         order=photo.order,
         role=role,
-        name=photo.file.name,
-        filename=f"{photo.order.reference}-photo-{photo.position + 1}.{photo.file.name.rsplit('.', 1)[-1]}",
-        content_type="image/png" if photo.file.name.endswith(".png") else "image/jpeg",
+        name=name,
+        filename=f"{photo.order.reference}-photo-{photo.position + 1}.{name.rsplit('.', 1)[-1]}",
+        content_type="image/png" if name.endswith(".png") else "image/jpeg",
         what=f"original photo {photo.position + 1}",
         download=request.GET.get("download") == "1",
         ip_address=client_ip(request),
@@ -56,7 +57,7 @@ def result_open(request: HttpRequest, result_id: int) -> HttpResponseBase:
         actor=request.user,
         order=result.order,
         role=role,
-        name=result.file.name if result.ready else "",
+        name=(result.file.name or "") if result.ready else "",
         filename=result.filename,
         content_type=result.content_type,
         what=f"{result.get_kind_display()} (round {result.round})",

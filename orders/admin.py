@@ -89,14 +89,26 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         own = [
-            path("<int:pk>/assign/", self.admin_site.admin_view(self.assign_view),
-                 name="orders_order_assign"),
-            path("<int:pk>/results/", self.admin_site.admin_view(self.results_view),
-                 name="orders_order_results"),
-            path("<int:pk>/automate/", self.admin_site.admin_view(self.automate_view),
-                 name="orders_order_automate"),
-            path("<int:pk>/do/<str:step>/", self.admin_site.admin_view(self.step_view),
-                 name="orders_order_step"),
+            path(
+                "<int:pk>/assign/",
+                self.admin_site.admin_view(self.assign_view),
+                name="orders_order_assign",
+            ),
+            path(
+                "<int:pk>/results/",
+                self.admin_site.admin_view(self.results_view),
+                name="orders_order_results",
+            ),
+            path(
+                "<int:pk>/automate/",
+                self.admin_site.admin_view(self.automate_view),
+                name="orders_order_automate",
+            ),
+            path(
+                "<int:pk>/do/<str:step>/",
+                self.admin_site.admin_view(self.step_view),
+                name="orders_order_step",
+            ),
         ]
         return own + super().get_urls()
 
@@ -141,8 +153,13 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             else:
                 messages.success(request, "Retoucher assigned.")
                 return self._back(order)
-        context = {**self.admin_site.each_context(request), "order": order, "form": form,
-                   "opts": self.model._meta, "title": f"Assign a retoucher to {order.reference}"}
+        context = {
+            **self.admin_site.each_context(request),
+            "order": order,
+            "form": form,
+            "opts": self.model._meta,
+            "title": f"Assign a retoucher to {order.reference}",
+        }
         return render(request, "admin/orders/order/assign.html", context)
 
     def results_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -167,7 +184,9 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         form = AutomateForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             photo = get_object_or_404(order.photos.all(), pk=form.cleaned_data["photo"])
-            steps = [(name, {}) for name in form.cleaned_data["operations"]]
+            steps: list[tuple[str, dict[str, float]]] = [
+                (name, {}) for name in form.cleaned_data["operations"]
+            ]
             try:
                 result_automate(
                     actor=request.user,  # type: ignore[arg-type]
@@ -183,7 +202,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             messages.error(request, "Choose at least one operation.")
         return self._back(order)
 
-    STEPS = {"start": order_start_work, "ready": order_mark_ready}
+    STEPS: dict[str, Any] = {"start": order_start_work, "ready": order_mark_ready}
 
     def step_view(self, request: HttpRequest, pk: int, step: str) -> HttpResponse:
         order = self._get(request, pk)
@@ -191,7 +210,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if service is None or request.method != "POST":
             return self._back(order)
         try:
-            service(actor=request.user, order=order)  # type: ignore[operator]
+            service(actor=request.user, order=order)
         except TransitionRefused as exc:
             messages.error(request, exc.message)
         else:
@@ -227,8 +246,15 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("reference", "gateway", "order", "amount_minor", "currency", "status",
-                    "created_at")
+    list_display = (
+        "reference",
+        "gateway",
+        "order",
+        "amount_minor",
+        "currency",
+        "status",
+        "created_at",
+    )
     list_filter = ("status", "gateway")
 
 

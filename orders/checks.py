@@ -12,7 +12,9 @@ from django.core import checks
 def gateway_configured(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     if settings.PAYMENT_GATEWAY != "stripe":
         return []
-    missing = [n for n in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET") if not getattr(settings, n)]
+    missing = [
+        n for n in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET") if not getattr(settings, n)
+    ]
     if not missing:
         return []
     return [

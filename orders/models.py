@@ -141,6 +141,9 @@ class OrderEvent(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
 
+    def __str__(self) -> str:
+        return f"{self.get_from_status_display()} → {self.get_to_status_display()}"
+
 
 class PaymentStatus(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -179,12 +182,18 @@ class WebhookEvent(models.Model):
             models.UniqueConstraint(fields=["gateway", "event_id"], name="webhook_event_once")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.gateway}:{self.event_id}"
+
 
 class InvoiceSequence(models.Model):
     """One row per series; locked while a number is taken, so numbers have no gaps."""
 
     series = models.CharField(max_length=20, unique=True)
     last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.series} (last {self.last_number})"
 
 
 class Invoice(models.Model):

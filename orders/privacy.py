@@ -13,7 +13,6 @@ def _register() -> None:
     from dsr.registry import (
         Anonymise,
         Category,
-        Delete,
         KeepForLegalDuty,
         PersonalData,
         Retention,

@@ -4,15 +4,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_roles_privacy_core'),
+        ("accounts", "0004_roles_privacy_core"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='action',
-            field=models.CharField(choices=[('signup', 'Signed up'), ('email_verified', 'Email verified'), ('login', 'Logged in'), ('login_failed', 'Failed login'), ('lockout', 'Locked out'), ('logout', 'Logged out'), ('2fa_enabled', '2FA enabled'), ('2fa_disabled', '2FA disabled'), ('recovery_code_used', 'Recovery code used'), ('recovery_codes_regenerated', 'Recovery codes regenerated'), ('password_changed', 'Password changed'), ('password_reset_requested', 'Password reset requested'), ('password_reset', 'Password reset'), ('email_change_requested', 'Email change requested'), ('email_changed', 'Email changed'), ('profile_updated', 'Profile updated'), ('staff_user_edit', 'Staff edited a user'), ('account_purged', 'Unverified account removed'), ('request_log_export', 'Request log exported'), ('order_status', 'Order status changed'), ('order_assigned', 'Retoucher assigned'), ('payment', 'Payment recorded'), ('invoice_issued', 'Invoice issued'), ('photo_uploaded', 'Photos uploaded'), ('malware_rejected', 'Upload rejected: malware'), ('image_accessed', 'Staff opened a customer image'), ('result_uploaded', 'Result uploaded')], db_index=True, max_length=40),
+            model_name="auditevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("signup", "Signed up"),
+                    ("email_verified", "Email verified"),
+                    ("login", "Logged in"),
+                    ("login_failed", "Failed login"),
+                    ("lockout", "Locked out"),
+                    ("logout", "Logged out"),
+                    ("2fa_enabled", "2FA enabled"),
+                    ("2fa_disabled", "2FA disabled"),
+                    ("recovery_code_used", "Recovery code used"),
+                    ("recovery_codes_regenerated", "Recovery codes regenerated"),
+                    ("password_changed", "Password changed"),
+                    ("password_reset_requested", "Password reset requested"),
+                    ("password_reset", "Password reset"),
+                    ("email_change_requested", "Email change requested"),
+                    ("email_changed", "Email changed"),
+                    ("profile_updated", "Profile updated"),
+                    ("staff_user_edit", "Staff edited a user"),
+                    ("account_purged", "Unverified account removed"),
+                    ("request_log_export", "Request log exported"),
+                    ("order_status", "Order status changed"),
+                    ("order_assigned", "Retoucher assigned"),
+                    ("payment", "Payment recorded"),
+                    ("invoice_issued", "Invoice issued"),
+                    ("photo_uploaded", "Photos uploaded"),
+                    ("malware_rejected", "Upload rejected: malware"),
+                    ("image_accessed", "Staff opened a customer image"),
+                    ("result_uploaded", "Result uploaded"),
+                ],
+                db_index=True,
+                max_length=40,
+            ),
         ),
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -66,14 +67,14 @@ def photo_process(*, photo_id: int) -> str:
     photo = photo_claim(photo_id=photo_id)
     if photo is None:
         return "skipped"
-    raw = _read(photo.upload.name)
+    raw = _read(photo.upload.name or "")
     if photo.order.kind == OrderKind.PASSPORT:
         from images.services.passport import passport_make_results
 
         outcome = passport_make_results(photo=photo, raw=raw)
     else:
         outcome = _clean_original(photo, raw)
-    storage_delete_everywhere(photo.upload.name)
+    storage_delete_everywhere(photo.upload.name or "")
     Photo.objects.filter(pk=photo.pk).update(upload="")
     return outcome
 
@@ -128,7 +129,7 @@ def photos_rescan_pending() -> dict[str, int]:
     counts = {"clean": 0, "infected": 0, "waiting": 0}
     for photo in Photo.objects.filter(status=PhotoStatus.PENDING_SCAN).select_related("order"):
         try:
-            report = scan_bytes(_read(photo.upload.name))
+            report = scan_bytes(_read(photo.upload.name or ""))
         except ScannerUnavailable:
             counts["waiting"] += 1
             continue
@@ -145,14 +146,13 @@ def photos_rescan_pending() -> dict[str, int]:
         if updated:
             from images import tasks
 
-            photo_id = photo.pk
-            transaction.on_commit(lambda pid=photo_id: tasks.photo_process.delay(pid))
+            transaction.on_commit(partial(tasks.photo_process.delay, photo.pk))
             counts["clean"] += 1
     return counts
 
 
 def _quarantine_infected(photo: Photo, signature: str) -> None:
-    storage_delete_everywhere(photo.upload.name)
+    storage_delete_everywhere(photo.upload.name or "")
     with transaction.atomic():
         Photo.objects.filter(pk=photo.pk).update(
             upload="",
@@ -232,7 +232,7 @@ def photo_automate(*, photo_id: int, steps: list[list[object]]) -> str:
     if photo is None:
         return "skipped"
     chain = [(str(name), dict(params)) for name, params in steps]  # type: ignore[call-overload]
-    with Image.open(io.BytesIO(_read(photo.file.name))) as img:
+    with Image.open(io.BytesIO(_read(photo.file.name or ""))) as img:
         img.load()
         edited = apply_chain(img.convert("RGB"), chain)
     data = encode(edited, "JPEG", quality=92)

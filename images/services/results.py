@@ -92,7 +92,7 @@ def result_finalize(*, result_id: int) -> str:
     result = Result.objects.select_related("order").filter(pk=result_id, ready=False).first()
     if result is None:
         return "skipped"
-    raw_name = result.file.name
+    raw_name = result.file.name or ""
     with default_storage.open(raw_name, "rb") as fh:
         raw = fh.read()
     try:

@@ -2,13 +2,13 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import orders.models
 from django.conf import settings
 from django.db import migrations, models
 
+import orders.models
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,124 +17,322 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='InvoiceSequence',
+            name="InvoiceSequence",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('series', models.CharField(max_length=20, unique=True)),
-                ('last_number', models.PositiveIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("series", models.CharField(max_length=20, unique=True)),
+                ("last_number", models.PositiveIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('reference', models.CharField(default=orders.models.new_reference, max_length=12, unique=True)),
-                ('kind', models.CharField(choices=[('retouch', 'Retouching'), ('passport', 'Passport/ID photo')], max_length=10)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('submitted', 'Submitted'), ('paid', 'Paid'), ('in_progress', 'In progress'), ('ready_for_review', 'Ready for review'), ('revision_requested', 'Revision requested'), ('delivered', 'Delivered'), ('closed', 'Closed'), ('cancelled', 'Cancelled')], db_index=True, default='draft', max_length=20)),
-                ('guest_email', models.EmailField(blank=True, max_length=254)),
-                ('instructions', models.TextField(blank=True, max_length=5000)),
-                ('document', models.CharField(blank=True, max_length=40)),
-                ('amount_minor', models.PositiveIntegerField(default=0)),
-                ('currency', models.CharField(default='EUR', max_length=3)),
-                ('storage_token', models.CharField(default=orders.models.new_storage_token, editable=False, max_length=32)),
-                ('revision_round', models.PositiveSmallIntegerField(default=0)),
-                ('last_edited_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('paid_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('failure_message', models.CharField(blank=True, max_length=300)),
-                ('customer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='orders', to=settings.AUTH_USER_MODEL)),
-                ('retoucher', models.ForeignKey(blank=True, limit_choices_to={'groups__name': 'Retoucher', 'is_active': True}, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='assigned_orders', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "reference",
+                    models.CharField(
+                        default=orders.models.new_reference, max_length=12, unique=True
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("retouch", "Retouching"), ("passport", "Passport/ID photo")],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("submitted", "Submitted"),
+                            ("paid", "Paid"),
+                            ("in_progress", "In progress"),
+                            ("ready_for_review", "Ready for review"),
+                            ("revision_requested", "Revision requested"),
+                            ("delivered", "Delivered"),
+                            ("closed", "Closed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="draft",
+                        max_length=20,
+                    ),
+                ),
+                ("guest_email", models.EmailField(blank=True, max_length=254)),
+                ("instructions", models.TextField(blank=True, max_length=5000)),
+                ("document", models.CharField(blank=True, max_length=40)),
+                ("amount_minor", models.PositiveIntegerField(default=0)),
+                ("currency", models.CharField(default="EUR", max_length=3)),
+                (
+                    "storage_token",
+                    models.CharField(
+                        default=orders.models.new_storage_token, editable=False, max_length=32
+                    ),
+                ),
+                ("revision_round", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "last_edited_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                ("submitted_at", models.DateTimeField(blank=True, null=True)),
+                ("paid_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                ("failure_message", models.CharField(blank=True, max_length=300)),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "retoucher",
+                    models.ForeignKey(
+                        blank=True,
+                        limit_choices_to={"groups__name": "Retoucher", "is_active": True},
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="assigned_orders",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'permissions': [('view_all_orders', 'Can see every order (never its images)'), ('assign_retoucher', 'Can assign a retoucher to an order'), ('work_on_order', 'Can work on the orders assigned to them')],
+                "ordering": ["-created_at", "-id"],
+                "permissions": [
+                    ("view_all_orders", "Can see every order (never its images)"),
+                    ("assign_retoucher", "Can assign a retoucher to an order"),
+                    ("work_on_order", "Can work on the orders assigned to them"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Invoice',
+            name="Invoice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('series', models.CharField(max_length=20)),
-                ('number', models.PositiveIntegerField()),
-                ('issued_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('buyer_name', models.CharField(blank=True, max_length=200)),
-                ('buyer_email', models.EmailField(blank=True, max_length=254)),
-                ('buyer_address', models.TextField(blank=True)),
-                ('buyer_country', models.CharField(blank=True, max_length=2)),
-                ('buyer_vat_id', models.CharField(blank=True, max_length=32)),
-                ('description', models.CharField(max_length=200)),
-                ('total_minor', models.PositiveIntegerField()),
-                ('tax_minor', models.PositiveIntegerField(default=0)),
-                ('tax_rate', models.DecimalField(decimal_places=2, default=0, max_digits=5)),
-                ('currency', models.CharField(max_length=3)),
-                ('payment_reference', models.CharField(blank=True, max_length=255)),
-                ('customer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='invoices', to=settings.AUTH_USER_MODEL)),
-                ('order', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='invoices', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("series", models.CharField(max_length=20)),
+                ("number", models.PositiveIntegerField()),
+                (
+                    "issued_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                ("buyer_name", models.CharField(blank=True, max_length=200)),
+                ("buyer_email", models.EmailField(blank=True, max_length=254)),
+                ("buyer_address", models.TextField(blank=True)),
+                ("buyer_country", models.CharField(blank=True, max_length=2)),
+                ("buyer_vat_id", models.CharField(blank=True, max_length=32)),
+                ("description", models.CharField(max_length=200)),
+                ("total_minor", models.PositiveIntegerField()),
+                ("tax_minor", models.PositiveIntegerField(default=0)),
+                ("tax_rate", models.DecimalField(decimal_places=2, default=0, max_digits=5)),
+                ("currency", models.CharField(max_length=3)),
+                ("payment_reference", models.CharField(blank=True, max_length=255)),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="invoices",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="invoices",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-issued_at', '-id'],
+                "ordering": ["-issued_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='OrderEvent',
+            name="OrderEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('from_status', models.CharField(blank=True, choices=[('draft', 'Draft'), ('submitted', 'Submitted'), ('paid', 'Paid'), ('in_progress', 'In progress'), ('ready_for_review', 'Ready for review'), ('revision_requested', 'Revision requested'), ('delivered', 'Delivered'), ('closed', 'Closed'), ('cancelled', 'Cancelled')], max_length=20)),
-                ('to_status', models.CharField(choices=[('draft', 'Draft'), ('submitted', 'Submitted'), ('paid', 'Paid'), ('in_progress', 'In progress'), ('ready_for_review', 'Ready for review'), ('revision_requested', 'Revision requested'), ('delivered', 'Delivered'), ('closed', 'Closed'), ('cancelled', 'Cancelled')], max_length=20)),
-                ('actor_role', models.CharField(choices=[('customer', 'Customer'), ('staff', 'Staff'), ('system', 'System')], max_length=10)),
-                ('comment', models.TextField(blank=True, max_length=2000)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "from_status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("draft", "Draft"),
+                            ("submitted", "Submitted"),
+                            ("paid", "Paid"),
+                            ("in_progress", "In progress"),
+                            ("ready_for_review", "Ready for review"),
+                            ("revision_requested", "Revision requested"),
+                            ("delivered", "Delivered"),
+                            ("closed", "Closed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "to_status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("submitted", "Submitted"),
+                            ("paid", "Paid"),
+                            ("in_progress", "In progress"),
+                            ("ready_for_review", "Ready for review"),
+                            ("revision_requested", "Revision requested"),
+                            ("delivered", "Delivered"),
+                            ("closed", "Closed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "actor_role",
+                    models.CharField(
+                        choices=[
+                            ("customer", "Customer"),
+                            ("staff", "Staff"),
+                            ("system", "System"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("comment", models.TextField(blank=True, max_length=2000)),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Payment',
+            name="Payment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('gateway', models.CharField(max_length=20)),
-                ('reference', models.CharField(max_length=255)),
-                ('amount_minor', models.PositiveIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('expired', 'Expired')], default='pending', max_length=10)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payments', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("gateway", models.CharField(max_length=20)),
+                ("reference", models.CharField(max_length=255)),
+                ("amount_minor", models.PositiveIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("expired", "Expired"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payments",
+                        to="orders.order",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='WebhookEvent',
+            name="WebhookEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('gateway', models.CharField(max_length=20)),
-                ('event_id', models.CharField(max_length=255)),
-                ('received_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("gateway", models.CharField(max_length=20)),
+                ("event_id", models.CharField(max_length=255)),
+                (
+                    "received_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('gateway', 'event_id'), name='webhook_event_once')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("gateway", "event_id"), name="webhook_event_once"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['customer', '-created_at'], name='orders_orde_custome_413d7d_idx'),
+            model_name="order",
+            index=models.Index(
+                fields=["customer", "-created_at"], name="orders_orde_custome_413d7d_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('customer__isnull', False), ('kind', 'passport'), _connector='OR'), name='order_guest_only_passport'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("customer__isnull", False), ("kind", "passport"), _connector="OR"
+                ),
+                name="order_guest_only_passport",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='invoice',
-            constraint=models.UniqueConstraint(fields=('series', 'number'), name='invoice_number_unique'),
+            model_name="invoice",
+            constraint=models.UniqueConstraint(
+                fields=("series", "number"), name="invoice_number_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='payment',
-            constraint=models.UniqueConstraint(fields=('gateway', 'reference'), name='payment_unique_ref'),
+            model_name="payment",
+            constraint=models.UniqueConstraint(
+                fields=("gateway", "reference"), name="payment_unique_ref"
+            ),
         ),
     ]

@@ -27,7 +27,7 @@ KIND_ONLY: dict[tuple[str, str], str] = {
     (S.IN_PROGRESS, S.DELIVERED): OrderKind.PASSPORT,
     (S.READY_FOR_REVIEW, S.REVISION_REQUESTED): OrderKind.RETOUCH,
 }
-TIMESTAMPS = {
+TIMESTAMPS: dict[str, str] = {
     S.SUBMITTED: "submitted_at",
     S.PAID: "paid_at",
     S.DELIVERED: "delivered_at",
@@ -35,7 +35,7 @@ TIMESTAMPS = {
     S.CANCELLED: "cancelled_at",
 }
 # Announced to the customer by email and in-site notification (ORD-3).
-ANNOUNCE = {
+ANNOUNCE: dict[str, str] = {
     S.SUBMITTED: "Order {ref} received",
     S.PAID: "Payment received for order {ref}",
     S.IN_PROGRESS: "Order {ref} is being worked on",

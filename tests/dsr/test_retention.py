@@ -108,10 +108,10 @@ def test_verification_alert_fires_when_a_rule_cannot_purge_LOG_2(
     )
     real_apply = engine._apply_rule
 
-    def broken(entry, run, cutoff, progress):
+    def broken(entry, rule, run, cutoff, progress):
         if entry.label == "accounts.RequestLog":
             raise RuntimeError("disk full")
-        return real_apply(entry, run, cutoff, progress)
+        return real_apply(entry, rule, run, cutoff, progress)
 
     monkeypatch.setattr(engine, "_apply_rule", broken)
     runs = {r.rule: r for r in retention_run_all(force=True)}

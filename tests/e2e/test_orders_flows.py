@@ -227,7 +227,9 @@ def test_retouching_order_support_retoucher_revision_download_and_deletion(
     expect(order_status(page)).to_have_text("Paid")
     expect(page.get_by_role("link", name=re.compile(r"^Invoice "))).to_have_count(1)
     screenshot(page, f"{shot}-2-paid")
-    maildir.wait_for(customer.email, subject_contains=f"Payment received for order {order.reference}")
+    maildir.wait_for(
+        customer.email, subject_contains=f"Payment received for order {order.reference}"
+    )
 
     # Support (password + TOTP) assigns the retoucher; support sees no image, no instructions.
     support_page = new_page(browser, settings.SITE_URL)

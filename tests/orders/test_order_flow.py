@@ -141,8 +141,14 @@ def test_retouch_order_full_flow_ORD_1_ORD_2_ORD_3(customer, retoucher, support)
     assert Image.open(io.BytesIO(data)).format == "JPEG"
 
     # ORD-3: every change announced by email and in-site notification.
-    statuses = ["submitted", "paid", "in_progress", "ready_for_review", "revision_requested",
-                "delivered"]
+    statuses = [
+        "submitted",
+        "paid",
+        "in_progress",
+        "ready_for_review",
+        "revision_requested",
+        "delivered",
+    ]
     subjects = [m.subject for m in mail.outbox if customer.email in m.to]
     for status in ("received", "Payment received", "ready for your review", "delivered"):
         assert any(status in s for s in subjects), (status, subjects)
