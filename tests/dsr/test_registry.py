@@ -191,3 +191,49 @@ def test_privacy_page_shows_the_enforced_retention_TRN_1(client, settings) -> No
     settings.REQUEST_LOG_RETENTION_DAYS = 21
     html = client.get("/privacy/").content.decode()
     assert "deleted after 21 days" in html and "Deleted 21 days after the request" in html
+
+
+def test_image_rules_are_declared_and_shown_on_the_privacy_page_IMG_4_TRN_1(
+    client, settings
+) -> None:
+    """IMG-4: originals, results and previews each have a rule; the page shows their limits."""
+    from datetime import timedelta
+
+    from dsr.registry import registry
+
+    photo = registry.get("images.Photo")
+    result = registry.get("images.Result")
+    assert photo is not None and result is not None
+    assert photo.file_fields == ("file", "upload")
+    assert {r.name for r in result.rules} == {"delivered", "undelivered", "guest_preview"}
+    settings.ORIGINALS_RETENTION_HOURS = 24
+    settings.RETENTION_INTERVAL_MINUTES = 15
+    (rule,) = photo.rules
+    # Starts one sweep interval early, so files are gone *at the latest* at the limit.
+    assert rule.period() == timedelta(hours=24) - timedelta(minutes=15)
+    page = client.get("/privacy/").content.decode()
+    assert "23.75 hours after the order&#x27;s last edit" in page or (
+        "23.75 hours after the order's last edit" in page
+    )
+
+
+def test_several_rules_on_one_model_need_distinct_names() -> None:
+    from datetime import timedelta
+
+    from accounts.models import DailyUsage
+    from dsr.registry import Delete, PersonalData, Registry, Retention
+
+    rules = (
+        Retention(clock="day", period=lambda: timedelta(days=1)),
+        Retention(clock="day", period=lambda: timedelta(days=2)),
+    )
+    entry = PersonalData(
+        model=DailyUsage,
+        purpose="operations",
+        fields={},
+        erasure=Delete(),
+        subject_note="none",
+        retention=rules,
+    )
+    with pytest.raises(ValueError, match="distinct names"):
+        Registry().register(entry)
