@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 from typing import IO
 
+from django.template.defaultfilters import filesizeformat
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -47,7 +48,7 @@ class CleanImage:
 def _read_limited(stream: IO[bytes], max_bytes: int) -> bytes:
     data = stream.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ImageRejected(f"The file is larger than {max_bytes // (1024 * 1024)} MB.")
+        raise ImageRejected(f"The file is larger than {filesizeformat(max_bytes)}.")
     if not data:
         raise ImageRejected("The file is empty.")
     return data

@@ -62,14 +62,15 @@ def to_image(pixels: Pixels) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
 
 
+def sample_step(width: int, height: int) -> int:
+    return max(1, math.ceil(math.sqrt(height * width / SAMPLE_PIXELS)))
+
+
 def _sample(pixels: Pixels) -> Pixels:
-    """A nearest-neighbour subsample for statistics (real pixel values, no averaging)."""
+    """Every step-th pixel of every step-th row, for statistics (real values, no averaging)."""
     height, width = pixels.shape[:2]
-    step = max(1, math.ceil(math.sqrt(height * width / SAMPLE_PIXELS)))
-    if step == 1:
-        return pixels
-    size = (max(1, width // step), max(1, height // step))
-    return np.asarray(cv2.resize(pixels, size, interpolation=cv2.INTER_NEAREST), np.uint8)
+    step = sample_step(width, height)
+    return pixels if step == 1 else np.ascontiguousarray(pixels[::step, ::step])
 
 
 def _lut(values: npt.NDArray[np.floating[Any]]) -> Pixels:
@@ -79,14 +80,11 @@ def _lut(values: npt.NDArray[np.floating[Any]]) -> Pixels:
 # --- Tone and colour ----------------------------------------------------------------------
 
 
-def contrast_levels(pixels: Pixels, clip: float) -> tuple[int, int]:
-    """The darkest and lightest levels once *clip* percent is cut off each end.
-
-    One histogram over all three channels, so one stretch for all of them: the colour
-    balance is white_balance's job, not this one's.
-    """
-    hist = np.bincount(_sample(pixels).ravel(), minlength=256).astype(np.float64)
-    cdf = np.cumsum(hist) / hist.sum()
+def contrast_levels(hist: npt.NDArray[Any], clip: float) -> tuple[int, int]:
+    """The darkest and lightest levels of a 256-bin histogram once *clip* percent is cut
+    off each end."""
+    counts = np.asarray(hist, np.float64).reshape(256)
+    cdf = np.cumsum(counts) / max(counts.sum(), 1.0)
     low = int(np.searchsorted(cdf, clip / 100, side="right"))
     high = int(np.searchsorted(cdf, 1 - clip / 100, side="left"))
     return low, min(high, 255)
@@ -99,22 +97,32 @@ def auto_contrast_lut(low: int, high: int) -> Pixels:
 
 
 def auto_contrast_pixels(pixels: Pixels, clip: float = 0.5) -> Pixels:
-    """Auto levels: map the clipped darkest/lightest levels to 0 and 255."""
-    lut = auto_contrast_lut(*contrast_levels(pixels, clip))
+    """Auto levels: map the clipped darkest/lightest levels to 0 and 255.
+
+    One histogram over all three channels, so one stretch for all of them: the colour
+    balance is white_balance's job, not this one's.
+    """
+    hist = np.bincount(_sample(pixels).ravel(), minlength=256)
+    lut = auto_contrast_lut(*contrast_levels(hist, clip))
     return np.asarray(cv2.LUT(pixels, lut), np.uint8)
 
 
-def white_balance_gains(pixels: Pixels, strength: float) -> npt.NDArray[np.float64]:
+def white_balance_gains(means: npt.NDArray[Any], strength: float) -> npt.NDArray[np.float64]:
     """Grey-world gains per channel, limited to 0.5..2 and moved toward 1 by *strength*."""
-    means = np.maximum(_sample(pixels).reshape(-1, 3).mean(axis=0), 1.0)
+    means = np.maximum(np.asarray(means, np.float64), 1.0)
     gains = np.clip(means.mean() / means, 0.5, 2.0)
     return np.asarray(1 + strength * (gains - 1), np.float64)
 
 
+def white_balance_lut(gains: npt.NDArray[np.float64]) -> Pixels:
+    """A (1, 256, 3) table scaling each channel by its gain (cv2.LUT's layout)."""
+    return _lut(np.arange(256)[:, None] * gains[None, :]).reshape(1, 256, 3)
+
+
 def white_balance_pixels(pixels: Pixels, strength: float = 0.8) -> Pixels:
     """Grey-world white balance: scale channels so their means come closer together."""
-    gains = white_balance_gains(pixels, strength)
-    lut = _lut(np.arange(256)[:, None] * gains[None, :]).reshape(1, 256, 3)
+    means = _sample(pixels).reshape(-1, 3).mean(axis=0)
+    lut = white_balance_lut(white_balance_gains(means, strength))
     return np.asarray(cv2.LUT(pixels, lut), np.uint8)
 
 
@@ -155,7 +163,7 @@ def denoise_pixels(pixels: Pixels, strength: float = 0.5) -> Pixels:
     return np.asarray(cv2.addWeighted(pixels, 1 - strength, median, strength, 0), np.uint8)
 
 
-def _shrink_factor(sigma: float) -> int:
+def shrink_factor(sigma: float) -> int:
     """How much a blur of *sigma* can be done at reduced size: leave >= 2 px of sigma."""
     return max(1, min(8, int(sigma // 2)))
 
@@ -199,7 +207,7 @@ def skin_smooth_pixels(pixels: Pixels, strength: float = 0.5, radius: float = 0.
     """
     height, width = pixels.shape[:2]
     sigma = max(1.0, radius * min(height, width))
-    factor = _shrink_factor(sigma)
+    factor = shrink_factor(sigma)
     small = _shrink(pixels, factor)
     small_blur = cv2.GaussianBlur(small, (0, 0), sigma / factor)
     weight = skin_mask(small, sigma / factor)

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.template.defaultfilters import filesizeformat
 
 from accounts.models import AuditAction, User
 from accounts.services import audit_log_write
@@ -70,7 +71,7 @@ def display_name(name: str | None, index: int) -> str:
 def _read(stream: IO[bytes], limit: int, label: str) -> bytes:
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise UploadRefused(f"{label} is larger than {limit // (1024 * 1024)} MB.")
+        raise UploadRefused(f"{label} is larger than {filesizeformat(limit)}.")
     if not data:
         raise UploadRefused(f"{label} is empty.")
     return data
@@ -127,10 +128,13 @@ def photos_add(
             f"An order can have at most {limit} photo{'s' if limit > 1 else ''}; "
             f"you sent {len(files)}" + (f" and it already has {existing}." if existing else ".")
         )
-    checked = [
-        upload_check(stream=stream, name=name, index=i, instructions=note)
-        for i, (stream, name, note) in enumerate(files)
-    ]
+    checked = []
+    for i, (stream, name, note) in enumerate(files):
+        try:
+            checked.append(upload_check(stream=stream, name=name, index=i, instructions=note))
+        except UploadRefused:
+            _refuse_if_malware(actor, order, stream, display_name(name, i), ip_address)
+            raise
     verdicts = []
     for i, upload in enumerate(checked):
         verdict, signature = _scan(upload, display_name(files[i][1], i))
@@ -142,6 +146,29 @@ def photos_add(
             )
         verdicts.append(verdict)
     return _store(actor, order, checked, verdicts, existing, ip_address)
+
+
+def _refuse_if_malware(
+    actor: User | None, order: Order, stream: IO[bytes], label: str, ip: str | None
+) -> None:
+    """A file refused as not an image is still scanned, so a malware attempt is audited."""
+    try:
+        stream.seek(0)
+        data = stream.read(settings.UPLOAD_MAX_BYTES + 1)
+    except (OSError, ValueError):
+        return
+    if not data or len(data) > settings.UPLOAD_MAX_BYTES:
+        return
+    try:
+        report = scan_bytes(data)
+    except ScannerUnavailable:
+        return
+    if report.outcome is ScanOutcome.INFECTED:
+        _audit_malware(actor, order, report.signature, ip)
+        raise UploadRefused(
+            f"{label} contains malware ({report.signature}) and was refused. "
+            "Nothing from this upload was stored."
+        )
 
 
 def _audit_malware(actor: User | None, order: Order, signature: str, ip: str | None) -> None:

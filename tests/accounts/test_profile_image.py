@@ -205,7 +205,7 @@ BAD_UPLOADS = {
         "big.jpg",
         jpeg_with_gps() + b"\0" * (5 * 1024 * 1024),
         "image/jpeg",
-        b"larger than 5 MB",
+        b"larger than 5.0\xc2\xa0MB",
     ),
     "png declaring huge dimensions": (
         "bomb.png",

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from celery.app.task import Context
 from celery.contrib.testing.worker import start_worker
 from celery.exceptions import Retry
 from celery.signals import task_postrun
@@ -43,10 +44,11 @@ def new_draft_order(client: Client) -> Order:
     return Order.objects.latest("id")
 
 
-def upload(client: Client, order: Order, count: int = 1, side: int = 400):
-    files = [
-        SimpleUploadedFile(f"p{i}.jpg", selfie_jpeg(side), "image/jpeg") for i in range(count)
-    ]
+def upload(client: Client, order: Order, count: int = 1, side: int = 400, files=None):
+    if files is None:
+        files = [
+            SimpleUploadedFile(f"p{i}.jpg", selfie_jpeg(side), "image/jpeg") for i in range(count)
+        ]
     return client.post(reverse("orders:photos_upload", args=[order.reference]), {"photos": files})
 
 
@@ -83,12 +85,13 @@ def test_upload_is_processed_by_a_real_worker_not_the_request_IMG_6(
 
         return load
 
+    files = [SimpleUploadedFile(f"p{i}.jpg", selfie_jpeg(1200), "image/jpeg") for i in range(2)]
     # No worker is running yet, so anything that decodes now is the web request.
     with monkeypatch.context() as patch:
         patch.setattr(ImageFile.ImageFile, "load", no_decoding(ImageFile.ImageFile.load))
         patch.setattr(Image.Image, "load", no_decoding(Image.Image.load))
         started = time.monotonic()
-        response = upload(client, order, count=2, side=1200)
+        response = upload(client, order, files=files)
         elapsed = time.monotonic() - started
     assert response.status_code == 302, response.content[:800]
     assert decoded == []
@@ -194,20 +197,43 @@ def processing_photo(customer) -> Photo:
     return photo
 
 
+def run_as_worker_delivery(photo_id: int, *, retries: int) -> str:
+    """What a worker does with a delivery: push its request, then run the task body."""
+    task = tasks.photo_process
+    task.request_stack.push(
+        Context(
+            id=f"delivery-{retries}",
+            args=[photo_id],
+            kwargs={},
+            retries=retries,
+            called_directly=False,
+            is_eager=False,
+        )
+    )
+    try:
+        return task.run(photo_id)
+    finally:
+        task.pop_request()
+
+
 @pytest.mark.django_db
 def test_transient_storage_fault_retries_and_releases_the_claim_IMG_6(
     processing_photo, flaky_open, monkeypatch
 ) -> None:
     photo = processing_photo
-    scheduled: list[dict] = []
-    # Record the retry instead of running it: we play the worker's next delivery by hand.
-    monkeypatch.setattr(
-        tasks.photo_process, "apply_async", lambda *a, **kw: scheduled.append(kw) or None
-    )
+    scheduled: list[tuple] = []
+
+    def record(*args, **options) -> None:
+        scheduled.append((args, options))
+
+    # Record the retry instead of sending it: we play the worker's next delivery by hand.
+    monkeypatch.setattr(tasks.photo_process, "apply_async", record)
     with pytest.raises(Retry):
-        tasks.photo_process(photo.pk)
+        run_as_worker_delivery(photo.pk, retries=0)
     assert flaky_open["calls"] == 1
-    assert len(scheduled) == 1 and scheduled[0].get("countdown", 0) > 0
+    assert len(scheduled) == 1
+    (args, options) = scheduled[0]
+    assert list(args[0]) == [photo.pk] and options.get("countdown", 0) > 0
     photo.refresh_from_db()
     assert photo.status == PhotoStatus.PROCESSING
     assert photo.claimed_at is None  # released, so the retry can take it
@@ -222,25 +248,28 @@ def test_transient_storage_fault_retries_and_releases_the_claim_IMG_6(
 
 
 @pytest.mark.django_db
-def test_transient_fault_in_eager_mode_is_retried_to_success_IMG_6(
+def test_transient_fault_in_eager_mode_raises_retry_then_succeeds_IMG_6(
     processing_photo, flaky_open
 ) -> None:
-    """Celery 5.7 runs an eager retry at once: the second attempt finds the claim free."""
-    result = tasks.photo_process.delay(processing_photo.pk)
-    assert result.get() == "ready"
+    """Eager (with propagation) surfaces the Retry; the next delivery finds the claim free."""
+    with pytest.raises(Retry):
+        tasks.photo_process.delay(processing_photo.pk)
+    processing_photo.refresh_from_db()
+    assert processing_photo.status == PhotoStatus.PROCESSING
+    assert processing_photo.claimed_at is None
+    assert tasks.photo_process.delay(processing_photo.pk).get() == "ready"
     processing_photo.refresh_from_db()
     assert processing_photo.status == PhotoStatus.READY
     assert processing_photo.attempts == 2 and flaky_open["calls"] == 2
 
 
 @pytest.mark.django_db
-def test_storage_fault_that_never_ends_fails_the_photo_visibly_IMG_6(
+def test_storage_fault_on_the_last_retry_fails_the_photo_visibly_IMG_6(
     processing_photo, flaky_open
 ) -> None:
     flaky_open["fail_times"] = 10_000
     with pytest.raises(OSError, match="bad day"):
-        tasks.photo_process.delay(processing_photo.pk)
-    assert flaky_open["calls"] == tasks.MAX_RETRIES + 1
+        run_as_worker_delivery(processing_photo.pk, retries=tasks.MAX_RETRIES)
     processing_photo.refresh_from_db()
     assert processing_photo.status == PhotoStatus.REJECTED
     assert "storage fault" in processing_photo.reject_reason
@@ -248,6 +277,11 @@ def test_storage_fault_that_never_ends_fails_the_photo_visibly_IMG_6(
     order = processing_photo.order
     order.refresh_from_db()
     assert "storage fault" in order.failure_message
+    # Shown to the customer on the order page.
+    page = login_client(order.customer, verified=True).get(
+        reverse("orders:detail", args=[order.reference])
+    )
+    assert "storage fault" in page.content.decode()
 
 
 # --- (d) Idempotency -----------------------------------------------------------------------
@@ -288,4 +322,5 @@ def test_result_store_twice_keeps_one_row_and_one_file_IMG_6(processing_photo) -
     results = [f for f in media_files() if f.startswith(f"o/{order.storage_token}/r/")]
     assert results == [result.file.name]
     with default_storage.open(result.file.name) as fh:  # the second write won
-        assert Image.open(io.BytesIO(fh.read())).getpixel((5, 5))[0] < 60
+        pixel = Image.open(io.BytesIO(fh.read())).getpixel((5, 5))
+    assert isinstance(pixel, tuple) and pixel[0] < 60
