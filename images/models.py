@@ -126,3 +126,6 @@ class ImageStat(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "event"], name="imagestat_day_event")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.event}: {self.count}"
