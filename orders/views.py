@@ -12,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from common.http import AuthedRequest, client_ip
+from images.passport_specs import DOCUMENT_SPECS
 from images.services.access import result_visible_to_customer
 from images.services.intake import UploadRefused, photos_add
 from orders.forms import (
@@ -23,7 +24,7 @@ from orders.forms import (
     RevisionForm,
 )
 from orders.gateways.base import GatewayRequestInvalid, GatewayUnavailable
-from orders.models import Order, OrderKind, OrderStatus
+from orders.models import Order, OrderStatus
 from orders.selectors import (
     guest_orders,
     guest_orders_remember,
@@ -60,8 +61,8 @@ def _detail(request: HttpRequest, order: Order, status: int = 200, **forms: Any)
     context = {
         "order": order,
         "results": results,
-        "processing": processing
-        or (order.kind == OrderKind.PASSPORT and not results and not order.failure_message),
+        "processing": processing,
+        "document": DOCUMENT_SPECS.get(order.document),
         "upload_form": forms.get("upload_form") or PhotoUploadForm(),
         "email_form": forms.get("email_form") or GuestEmailForm(),
         "revision_form": forms.get("revision_form") or RevisionForm(),
