@@ -184,3 +184,25 @@ def test_passport_page_refuses_a_missing_selfie_with_400_ACC_4() -> None:
         },
     )
     assert response.status_code == 400 and not Order.objects.exists()
+
+
+def test_invoices_are_declared_kept_for_tax_law_and_reduced_on_erasure_ORD_4(settings) -> None:
+    """ORD-4: the registry keeps what tax law needs for the legal period and drops the rest."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dsr.registry import KeepForLegalDuty, registry
+    from orders.models import Invoice
+
+    entry = registry.get("orders.Invoice")
+    assert entry is not None and isinstance(entry.erasure, KeepForLegalDuty)
+    assert "buyer_email" not in entry.erasure.keep_fields
+    assert {"number", "issued_at", "buyer_name", "total_minor"} <= set(entry.erasure.keep_fields)
+    assert entry.erasure.reduce["buyer_email"] == ""
+    settings.INVOICE_RETENTION_YEARS = 10
+    issued = timezone.now()
+    until = entry.erasure.until(Invoice(issued_at=issued))
+    assert until - issued >= timedelta(days=3650)
+    (rule,) = entry.rules
+    assert rule.period() >= timedelta(days=3650)
