@@ -340,6 +340,8 @@ else:
             "base_url": None,
             "file_permissions_mode": 0o600,
             "directory_permissions_mode": 0o700,
+            # Workers write results under deterministic keys: a retry overwrites.
+            "allow_overwrite": True,
         },
     }
 STORAGES = {

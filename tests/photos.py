@@ -115,7 +115,9 @@ def _jpeg(
     camera: bool = True,
 ) -> bytes:
     if icc:
-        img = ImageCms.profileToProfile(img, ImageCms.createProfile("sRGB"), _wide_profile())
+        converted = ImageCms.profileToProfile(img, ImageCms.createProfile("sRGB"), _wide_profile())
+        assert converted is not None
+        img = converted
     for step in _STORE_FOR_ORIENTATION.get(orientation, []):
         img = img.transpose(step)
     out = io.BytesIO()

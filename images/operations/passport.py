@@ -38,6 +38,7 @@ from images.passport_specs import PRINT_DPI, DocumentSpec
 
 Box = tuple[float, float, float, float]  # left, top, width, height
 Rect = tuple[float, float, float, float]  # left, top, right, bottom
+_Eyes = tuple[tuple[float, float], tuple[float, float]]  # left and right eye centres
 
 # Decoding.
 ACCEPTED_FORMATS = ["JPEG", "PNG", "WEBP"]
@@ -49,20 +50,25 @@ MAX_UPSCALE = 1.5  # beyond this even at full resolution the face is too small
 FACE_CASCADE = "haarcascade_frontalface_alt2.xml"  # fewer false positives than _default
 EYE_CASCADE = "haarcascade_eye.xml"
 # The fast search looks for faces at least DETECT_MIN_SHARE of the short side on a copy
-# DETECT_SIDE long: a passport selfie's face is 25-40% of it. Haar needs a face of 1.5x
-# its 20 px window or more to find it reliably, hence not a smaller copy. Only when that
-# finds nothing does a slower search on a larger copy look for small faces.
-DETECT_SIDE = 280
-DETECT_MIN_SHARE = 0.14
+# DETECT_SIDE long: a passport selfie's face is 25-40% of it. Only when it finds nothing
+# does a slower search on a larger copy look for small faces.
+DETECT_SIDE = 160
+DETECT_MIN_SHARE = 0.12
+DETECT_STEP = 1.25
+DETECT_MIN = 20  # the alt2 cascade's window
 SMALL_FACE_SIDE = 800
 SMALL_FACE_MIN = 24
-DETECT_MIN = 20  # the alt2 cascade's window
-REFINE_FACE = 112  # the face is re-measured (and its eyes found) at about this width
-# Haar's size estimate for one window is rough (+-15%); the grouped average of the many
-# windows a 2% size step yields is stable to a few percent.
-REFINE_STEP = 1.02
+REFINE_FACE = 96  # candidates are confirmed, measured and their eyes found at this width
+# Haar's size estimate for one window is rough (+-15%); the grouped average of the windows
+# a 5% size step yields around a face is stable to a few percent.
+REFINE_STEP = 1.05
+# A face seen this close passes the cascade in 50-70 windows of that search; a chance
+# pattern (a crease, a badge) that fooled the fast search in a handful.
+REFINE_VOTES = 12
+REFINE_MARGIN = 0.2  # the close-up shows the candidate with this much around it
 TILT_ANGLES = (25.0, -25.0, 15.0, -15.0, 35.0, -35.0)
 MAX_TILT_DEGREES = 10.0
+EYE_TURNS = (20.0, -20.0)
 # Geometry: crown-to-chin height, hair included, is about 1.55 face-box heights, and the
 # chin about 0.1 box below the box (measured on frontal portraits with Haar's alt2 box).
 HEAD_PER_FACE = 1.55
@@ -95,7 +101,7 @@ _TRANSPOSE = {
 
 MESSAGES = {
     "unreadable": "We could not read this photo. Please upload a JPEG, PNG or WebP image.",
-    "too_large": "This photo has too many pixels. Please upload one of at most 50 megapixels.",
+    "too_large": "This photo has too many pixels for us to process. Please upload a smaller one.",
     "no_face": "We could not find a face. Please upload a photo of you facing the camera.",
     "several_faces": "We found more than one face. A passport photo must show only you.",
     "face_too_small": (
@@ -291,7 +297,7 @@ def _first_decode(data: bytes, spec: DocumentSpec, size: tuple[int, int]) -> _So
 @dataclass(frozen=True)
 class _Face:
     box: Box  # upright, in the decoded image's pixels
-    eyes: tuple[tuple[float, float], tuple[float, float]] | None
+    eyes: _Eyes | None
 
     @property
     def centre_x(self) -> float:
@@ -313,19 +319,56 @@ def _scale_box(box: Box, factor: float) -> Box:
     return box[0] * factor, box[1] * factor, box[2] * factor, box[3] * factor
 
 
-def _large_faces(source: _Source, degrees: float = 0) -> list[Box]:
-    """The fast search: faces of passport size, upright or with the picture turned.
+def _candidates(source: _Source) -> list[Box]:
+    """The fast search: where faces of passport size may be (cheap, over-eager).
 
-    It does not see faces much smaller than a passport face, so a small second face next
-    to a large one goes unnoticed; faces of similar size are all found.
+    A Haar search with a coarse size step on a small copy, keeping every window that
+    passes the cascade (no neighbour vote): a face always leaves a few, and clusters of
+    them are the candidates that _refine then confirms or drops. Voting here instead
+    (minNeighbors) would need a finer size step, a larger copy and twice the time to
+    stay as reliable.
     """
     gray, factor = _gray_upright(source, DETECT_SIDE)
-    if degrees:
-        gray = _rotated(gray, degrees)
     short = min(gray.shape)
     min_side = max(DETECT_MIN, round(short * DETECT_MIN_SHARE))
-    found = _detect(gray, FACE_CASCADE, scale=1.2, neighbours=3, min_side=min_side, max_side=short)
-    return [_scale_box(box, factor) for box in found]
+    windows = _detect(
+        gray, FACE_CASCADE, scale=DETECT_STEP, neighbours=0, min_side=min_side, max_side=short
+    )
+    return [_scale_box(box, factor) for box in _clusters(windows)]
+
+
+def _clusters(boxes: list[Box]) -> list[Box]:
+    """Average boxes that overlap a lot (centres within half a box, similar sizes)."""
+    groups: list[list[Box]] = []
+    for box in sorted(boxes, key=lambda b: -b[2]):
+        for group in groups:
+            x, y, w, _ = _mean_box(group)
+            near = abs(box[0] + box[2] / 2 - x - w / 2) < w / 2
+            near = near and abs(box[1] + box[3] / 2 - y - w / 2) < w / 2
+            if near and 0.66 < box[2] / w < 1.5:
+                group.append(box)
+                break
+        else:
+            groups.append([box])
+    return [_mean_box(group) for group in groups]
+
+
+def _mean_box(boxes: list[Box]) -> Box:
+    count = len(boxes)
+    x, y, w, h = (sum(box[i] for box in boxes) / count for i in range(4))
+    return x, y, w, h
+
+
+def _turned_face_present(source: _Source) -> bool:
+    """Whether a face appears in turned copies: a tilted head rather than no head."""
+    gray, _ = _gray_upright(source, DETECT_SIDE)
+    short = min(gray.shape)
+    min_side = max(DETECT_MIN, round(short * DETECT_MIN_SHARE))
+    for degrees in TILT_ANGLES:
+        turned = _rotated(gray, degrees)
+        if _detect(turned, FACE_CASCADE, scale=1.1, neighbours=3, min_side=min_side):
+            return True
+    return False
 
 
 def _small_faces(source: _Source) -> list[Box]:
@@ -335,19 +378,37 @@ def _small_faces(source: _Source) -> list[Box]:
     return [_scale_box(box, factor) for box in found]
 
 
-def _find_faces(source: _Source) -> list[Box]:
+def _confirmed(source: _Source, boxes: list[Box]) -> list[_Face]:
+    """The candidates the close-up search confirms, measured; one per face."""
+    faces: list[_Face] = []
+    for box in boxes:
+        face = _refine(source, box)
+        if face is not None and not any(_same(face.box, other.box) for other in faces):
+            faces.append(face)
+    return faces
+
+
+def _same(a: Box, b: Box) -> bool:
+    dx = abs(a[0] + a[2] / 2 - b[0] - b[2] / 2)
+    dy = abs(a[1] + a[3] / 2 - b[1] - b[3] / 2)
+    return dx < a[2] / 2 and dy < a[3] / 2
+
+
+def _find_faces(source: _Source) -> list[_Face]:
     """Faces in the upright decoded image's pixels; PassportRejected for a tilted head.
 
-    A head tilted by more than ~15 degrees escapes the upright search; it is looked for
-    in turned copies before the search for small faces, whose chance hits (on clothes,
-    say) must not turn "tilted" into "too small".
+    The fast search only looks for faces of passport size (DETECT_MIN_SHARE of the short
+    side or more), so a much smaller second face next to a large one goes unnoticed;
+    faces of similar size are all found. A head tilted by more than ~15 degrees escapes
+    the upright search: it is looked for in turned copies before the search for small
+    faces, whose chance hits (on clothes, say) must not turn "tilted" into "too small".
     """
-    faces = _large_faces(source)
+    faces = _confirmed(source, _candidates(source))
     if faces:
         return faces
-    if any(_large_faces(source, degrees) for degrees in TILT_ANGLES):
+    if _turned_face_present(source):
         raise PassportRejected("face_tilted")
-    return _small_faces(source)
+    return _confirmed(source, _small_faces(source))
 
 
 def _rotated(gray: npt.NDArray[np.uint8], degrees: float) -> npt.NDArray[np.uint8]:
@@ -366,16 +427,17 @@ def _region(source: _Source, img: Image.Image, rect: Rect) -> Image.Image:
     return source.upright(img.crop(box))
 
 
-def _refine(source: _Source, box: Box) -> _Face:
-    """Re-measure the face on a close-up with a fine scale step, and find its eyes there.
+def _refine(source: _Source, box: Box) -> _Face | None:
+    """Confirm a candidate and measure it on a close-up with a fine size step; find its
+    eyes there. None when the close-up shows no face.
 
-    The fast search steps sizes by 20%, so its box may be off by ~10%: too much for specs
+    The fast search steps sizes by 25%, so its box may be off by ~10%: too much for specs
     that allow +-6% of head height. The close-up search only tries sizes near it, on a
-    copy where the face is about REFINE_FACE wide, so it costs about a millisecond.
+    copy where the face is about REFINE_FACE wide, so it costs a few milliseconds.
     """
     x, y, w, h = box
     width, height = source.size
-    margin = 0.3 * w
+    margin = REFINE_MARGIN * w
     rect = (
         max(0.0, x - margin),
         max(0.0, y - margin),
@@ -386,18 +448,19 @@ def _refine(source: _Source, box: Box) -> _Face:
     close = _region(source, source.gray, rect)
     size = (max(1, round(close.width * zoom)), max(1, round(close.height * zoom)))
     gray = np.asarray(close.resize(size, Image.Resampling.BILINEAR))
-    local = (x - rect[0]) * zoom, (y - rect[1]) * zoom, w * zoom, h * zoom
-    candidates = _detect(
+    found = _detect(
         gray,
         FACE_CASCADE,
         scale=REFINE_STEP,
-        neighbours=3,
-        min_side=round(REFINE_FACE * 0.7),
-        max_side=round(REFINE_FACE * 1.3),
+        neighbours=REFINE_VOTES,
+        min_side=round(REFINE_FACE * 0.75),
+        max_side=round(REFINE_FACE * 1.33),
     )
-    if candidates:
-        local = min(candidates, key=lambda c: abs(c[0] + c[2] / 2 - local[0] - local[2] / 2))
-    eyes = _find_eyes(gray, local)
+    if not found:
+        return None
+    centre = (x - rect[0] + w / 2) * zoom, (y - rect[1] + h / 2) * zoom
+    local = min(found, key=lambda c: math.dist(centre, (c[0] + c[2] / 2, c[1] + c[3] / 2)))
+    eyes = _find_eyes(gray, local) or _turned_eyes(gray, local)
 
     def back(px: float, py: float) -> tuple[float, float]:
         return rect[0] + px / zoom, rect[1] + py / zoom
@@ -408,24 +471,22 @@ def _refine(source: _Source, box: Box) -> _Face:
     return _Face(refined, (back(*eyes[0]), back(*eyes[1])))
 
 
-def _find_eyes(
-    gray: npt.NDArray[np.uint8], face: Box
-) -> tuple[tuple[float, float], tuple[float, float]] | None:
+def _find_eyes(gray: npt.NDArray[np.uint8], face: Box) -> _Eyes | None:
     """Centres of the left and right eye (in *gray*'s pixels) when both are found."""
     x, y, w, h = (round(v) for v in face)
-    top, bottom = max(0, y + round(0.15 * h)), max(0, y + round(0.6 * h))
+    top, bottom = max(0, y + round(0.2 * h)), max(0, y + round(0.55 * h))
     left, right = max(0, x), max(0, x + w)
     strip = np.ascontiguousarray(gray[top:bottom, left:right])
     if strip.size == 0:
         return None
-    # Eyes are about a fifth of the face's width: only sizes near that are tried.
+    # Eyes are about a quarter of the face's width: only sizes near that are tried.
     found = _detect(
         strip,
         EYE_CASCADE,
-        scale=1.1,
+        scale=1.15,
         neighbours=3,
-        min_side=max(DETECT_MIN, round(w * 0.15)),
-        max_side=round(w * 0.35),
+        min_side=max(DETECT_MIN, round(w * 0.18)),
+        max_side=max(DETECT_MIN + 1, round(w * 0.32)),
     )
     middle = w / 2
     sides: dict[bool, list[Box]] = {True: [], False: []}
@@ -444,13 +505,32 @@ def _find_eyes(
     )
 
 
+def _turned_eyes(gray: npt.NDArray[np.uint8], face: Box) -> _Eyes | None:
+    """Eyes found once the close-up is turned (the eye cascade, like the face one, misses
+    eyes tilted by more than ~15 degrees), mapped back to the close-up's pixels."""
+    centre = (face[0] + face[2] / 2, face[1] + face[3] / 2)
+    for degrees in EYE_TURNS:
+        matrix = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+        size = (gray.shape[1], gray.shape[0])
+        turned = cv2.warpAffine(gray, matrix, size, borderMode=cv2.BORDER_REPLICATE)
+        eyes = _find_eyes(np.asarray(turned, np.uint8), face)
+        if eyes is not None:
+            back = cv2.invertAffineTransform(matrix)
+            points = np.array(eyes) @ back[:, :2].T + back[:, 2]
+            return (float(points[0, 0]), float(points[0, 1])), (
+                float(points[1, 0]),
+                float(points[1, 1]),
+            )
+    return None
+
+
 def _locate_face(source: _Source) -> _Face:
     faces = _find_faces(source)
     if not faces:
         raise PassportRejected("no_face")
     if len(faces) > 1:
         raise PassportRejected("several_faces")
-    face = _refine(source, faces[0])
+    face = faces[0]
     if face.eyes is not None:
         (lx, ly), (rx, ry) = face.eyes
         if abs(math.degrees(math.atan2(ry - ly, rx - lx))) > MAX_TILT_DEGREES:
@@ -527,12 +607,12 @@ def _cut(source: _Source, rect: Rect, size: tuple[int, int]) -> Image.Image:
 
 
 def _resized(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Scale with OpenCV: area averaging to shrink, bicubic to enlarge (a few times faster
-    than Pillow's filters at this size, for the same look)."""
+    """Scale with OpenCV (several times faster than Pillow's filters at this size): area
+    averaging when shrinking to less than 2/3 (where aliasing would show), bicubic
+    otherwise (the usual case: the decode scale was chosen to land near the output)."""
     if img.size == size:
         return img
-    shrinking = size[0] * size[1] < img.width * img.height
-    method = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    method = cv2.INTER_AREA if size[1] / img.height < 2 / 3 else cv2.INTER_CUBIC
     return Image.fromarray(cv2.resize(np.asarray(img), size, interpolation=method), "RGB")
 
 
@@ -715,5 +795,5 @@ def measure_face(img: Image.Image) -> Box | None:
     (None unless there is exactly one face): for tests and staff checks of a finished photo.
     """
     source = _Source(b"", img, 1, 1, img.size)
-    faces = _large_faces(source) or _small_faces(source)
-    return _refine(source, faces[0]).box if len(faces) == 1 else None
+    faces = _confirmed(source, _candidates(source)) or _confirmed(source, _small_faces(source))
+    return faces[0].box if len(faces) == 1 else None

@@ -146,7 +146,8 @@ def sharpen_pixels(
     blur = cv2.GaussianBlur(pixels, (0, 0), radius)
     sharp = cv2.addWeighted(pixels, 1 + amount, blur, -amount, 0)
     if threshold > 0:
-        flat = cv2.compare(cv2.absdiff(pixels, blur), threshold, cv2.CMP_LE)
+        diff = cv2.absdiff(pixels, blur)
+        _, flat = cv2.threshold(diff, threshold, 255, cv2.THRESH_BINARY_INV)  # 255 where <=
         cv2.copyTo(pixels, flat, sharp)  # restore the original where below threshold
     return np.asarray(sharp, np.uint8)
 
@@ -188,7 +189,7 @@ def skin_mask(small: Pixels, sigma: float) -> npt.NDArray[np.float32]:
     skin = cv2.inRange(ycrcb, SKIN_LOW, SKIN_HIGH)
     laplacian = cv2.convertScaleAbs(cv2.Laplacian(cv2.extractChannel(ycrcb, 0), cv2.CV_16S))
     detail = cv2.GaussianBlur(laplacian, (0, 0), SKIN_DETAIL_SIGMA)
-    smooth_enough = cv2.compare(detail, SKIN_DETAIL_LEVEL, cv2.CMP_LE)
+    _, smooth_enough = cv2.threshold(detail, SKIN_DETAIL_LEVEL, 255, cv2.THRESH_BINARY_INV)
     mask = cv2.bitwise_and(skin, smooth_enough).astype(np.float32)
     mask *= 1 / 255
     return np.asarray(cv2.GaussianBlur(mask, (0, 0), sigma), np.float32)
@@ -331,7 +332,8 @@ def _watermark_mask(size: tuple[int, int], text: str) -> Image.Image:
     font_size = max(12, min(width, height) // 14)
     font = ImageFont.load_default(size=font_size)
     left, top, right, bottom = font.getbbox(text)
-    step_x, step_y = (right - left) + font_size * 2, (bottom - top) + font_size * 2
+    step_x = math.ceil(right - left) + font_size * 2
+    step_y = math.ceil(bottom - top) + font_size * 2
     # Drawn on a square big enough to cover the image after turning, then cut out.
     side = math.ceil(math.hypot(width, height)) + step_x
     layer = Image.new("L", (side, side), 0)

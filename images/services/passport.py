@@ -8,14 +8,15 @@ selfie is kept (IMG-1, minimal data). Only the preview is served before payment.
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 
-from images.models import Photo, PhotoStatus, ResultKind
+from images.models import Photo, PhotoStatus, Result, ResultKind
 from images.operations.passport import PassportRejected, passport_make
 from images.passport_specs import DOCUMENT_SPECS
-from images.services.processing import photo_reject, result_store
+from images.services.processing import photo_reject, storage_write
 from images.services.stats import image_stat_add
 from orders.models import ActorRole, Order, OrderStatus
-from orders.services.status import order_touch, order_transition
+from orders.services.status import order_transition
 
 PAID_KINDS = frozenset({ResultKind.PASSPORT_DIGITAL, ResultKind.PASSPORT_SHEET})
 
@@ -31,37 +32,41 @@ def passport_make_results(*, photo: Photo, raw: bytes) -> str:
         image_stat_add(event=f"passport_rejected_{exc.code}")
         return "rejected"
     ops = [f"passport:{spec.key}"]
-    result_store(
-        order=order,
-        photo=photo,
-        kind=ResultKind.PREVIEW,
-        data=out.preview,
-        width=0,
-        height=0,
-        operations=ops,
+    outputs = (
+        (ResultKind.PREVIEW, out.preview, 0, 0, ops),
+        (ResultKind.PASSPORT_DIGITAL, out.digital, out.width, out.height, ops),
+        (ResultKind.PASSPORT_SHEET, out.sheet, 0, 0, [*ops, "print_sheet"]),
     )
-    result_store(
-        order=order,
-        photo=photo,
-        kind=ResultKind.PASSPORT_DIGITAL,
-        data=out.digital,
-        width=out.width,
-        height=out.height,
-        operations=ops,
-    )
-    result_store(
-        order=order,
-        photo=photo,
-        kind=ResultKind.PASSPORT_SHEET,
-        data=out.sheet,
-        width=0,
-        height=0,
-        operations=[*ops, "print_sheet"],
-    )
+    keys = {
+        kind: storage_write(
+            f"o/{order.storage_token}/r/{kind}-{photo.pk}-{order.revision_round}.jpg", data
+        )
+        for kind, data, _, _, _ in outputs
+    }
+    # One transaction and a handful of statements for every row; the files are under
+    # deterministic keys, so a retry after a failed commit overwrites the same three.
     with transaction.atomic():
+        mine = Result.objects.filter(
+            order=order, photo=photo, round=order.revision_round, created_by__isnull=True
+        )
+        mine.filter(kind__in=list(keys)).delete()
+        Result.objects.bulk_create(
+            Result(
+                order=order,
+                photo=photo,
+                kind=kind,
+                round=order.revision_round,
+                file=keys[kind],
+                size_bytes=len(data),
+                width=width,
+                height=height,
+                operations=names,
+            )
+            for kind, data, width, height, names in outputs
+        )
         Photo.objects.filter(pk=photo.pk).update(status=PhotoStatus.READY, claimed_at=None)
-        Order.objects.filter(pk=order.pk).update(failure_message="")
-        order_touch(order=order)
+        Order.objects.filter(pk=order.pk).update(failure_message="", last_edited_at=timezone.now())
+        image_stat_add(event=f"passport_{spec.key}", size=sum(len(o[1]) for o in outputs))
         passport_deliver_if_ready(order=Order.objects.get(pk=order.pk))
     return "ready"
 

@@ -36,11 +36,13 @@ CLAIM_TIMEOUT = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
 
 
 def storage_write(name: str, data: bytes) -> str:
-    """Write *data* at exactly *name*, replacing what is there (deterministic keys)."""
-    if default_storage.exists(name):
-        default_storage.delete(name)  # local storage would otherwise pick another name
+    """Write *data* at exactly *name*, replacing what is there (deterministic keys).
+
+    Both backends are configured to overwrite (S3 file_overwrite, local allow_overwrite),
+    so a retry replaces its own file instead of adding one under another name.
+    """
     saved = default_storage.save(name, ContentFile(data))
-    if saved != name:  # pragma: no cover - would break the overwrite guarantee
+    if saved != name:  # a backend that renames would break the retry guarantee
         raise RuntimeError(f"storage renamed {name} to {saved}")
     return saved
 
@@ -74,6 +76,7 @@ def photo_process(*, photo_id: int) -> str:
         outcome = passport_make_results(photo=photo, raw=raw)
     else:
         outcome = _clean_original(photo, raw)
+    # The raw upload's job is done (clean copy or passport files made): it goes now.
     storage_delete_everywhere(photo.upload.name or "")
     Photo.objects.filter(pk=photo.pk).update(upload="")
     return outcome
@@ -191,6 +194,7 @@ def result_store(
     height: int,
     operations: list[str] | None = None,
     content_type: str = "image/jpeg",
+    count_stat: bool = True,
 ) -> Result:
     """An automated result under a deterministic key: running twice overwrites the same file."""
     ext = "png" if content_type == "image/png" else "jpg"
@@ -213,7 +217,8 @@ def result_store(
             "ready": True,
         },
     )
-    image_stat_add(event=f"result_{kind}", size=len(data))
+    if count_stat:
+        image_stat_add(event=f"result_{kind}", size=len(data))
     return result
 
 

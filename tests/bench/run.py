@@ -21,7 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.bench import profile_page, purge, request_log
+from tests.bench import (
+    bomb,
+    passport,
+    passport_task,
+    profile_page,
+    purge,
+    request_log,
+    retouch,
+)
 from tests.bench.common import (
     RESULTS_PATH,
     BenchContext,
@@ -36,6 +44,14 @@ BENCHMARKS: dict[str, BenchFn] = {
     "profile_vs_bare_ratio": profile_page.profile_vs_bare_ratio,
     "request_log_overhead_ratio": request_log.request_log_overhead_ratio,
     "purge_vs_raw_delete_ratio": purge.purge_vs_raw_delete_ratio,
+    "passport_vs_decode_ratio": passport.passport_vs_decode_ratio,
+    "passport_vs_djpeg_ratio": passport.passport_vs_djpeg_ratio,
+    "passport_images_per_s": passport.passport_images_per_s,
+    "passport_peak_mib": passport.passport_peak_mib,
+    "passport_task_vs_bare_ratio": passport_task.passport_task_vs_bare_ratio,
+    "retouch_vs_pyvips_ratio": retouch.retouch_vs_pyvips_ratio,
+    "bomb_reject_ms": bomb.bomb_reject_ms,
+    "bomb_reject_peak_mib": bomb.bomb_reject_peak_mib,
 }
 
 

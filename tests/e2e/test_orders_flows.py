@@ -202,7 +202,7 @@ def test_retouching_order_support_retoucher_revision_download_and_deletion(
     page.get_by_role("button", name="Continue").click()
     expect(page.locator(".messages")).to_contain_text("Now add your photos")
     expect(order_status(page)).to_have_text("Draft")
-    order = Order.objects.get(customer=customer)
+    order = Order.objects.get(customer_id=customer.pk)
     photos = [
         write_photo(tmp_path, "holiday-1.jpg", selfie_jpeg(800)),
         write_photo(tmp_path, "holiday-2.jpg", selfie_jpeg(900)),
