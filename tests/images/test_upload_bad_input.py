@@ -23,7 +23,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -34,6 +33,7 @@ from images.models import Photo, PhotoStatus
 from images.services.intake import UploadRefused, photos_add
 from orders.models import Order
 from tests.conftest import login_client, need_service
+from tests.images.helpers import media_files, new_draft_order
 from tests.photos import selfie_jpeg
 
 pytestmark = pytest.mark.django_db
@@ -137,20 +137,6 @@ PSD = (
 
 
 # --- Helpers ----------------------------------------------------------------------------------
-
-
-def media_files() -> list[str]:
-    """Every file under the (per-test) media root, as paths relative to it."""
-    root = Path(default_storage.location)
-    if not root.exists():
-        return []
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-def new_draft_order(client: Client) -> Order:
-    response = client.post(reverse("orders:retouch_new"), {"instructions": "Brighten, please"})
-    assert response.status_code == 302, response.content[:500]
-    return Order.objects.latest("id")
 
 
 @pytest.fixture

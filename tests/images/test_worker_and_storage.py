@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from celery.app.task import Context
@@ -28,20 +27,8 @@ from images.models import Photo, PhotoStatus, Result, ResultKind
 from images.services import processing
 from orders.models import Order
 from tests.conftest import login_client, need_service, s3_bucket
+from tests.images.helpers import media_files, new_draft_order
 from tests.photos import selfie_jpeg
-
-
-def media_files() -> list[str]:
-    root = Path(default_storage.location)
-    if not root.exists():
-        return []
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-def new_draft_order(client: Client) -> Order:
-    response = client.post(reverse("orders:retouch_new"), {"instructions": "Brighten, please"})
-    assert response.status_code == 302, response.content[:500]
-    return Order.objects.latest("id")
 
 
 def upload(client: Client, order: Order, count: int = 1, side: int = 400, files=None):

@@ -32,6 +32,7 @@ from orders.services import (
     payment_webhook_receive,
 )
 from tests.conftest import login_client
+from tests.images.helpers import new_draft_order
 from tests.photos import selfie_jpeg
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,9 +43,7 @@ def jpeg_upload(name: str = "me.jpg", side: int = 800) -> SimpleUploadedFile:
 
 
 def new_retouch_order(client: Client, *, photos: int = 2) -> Order:
-    response = client.post(reverse("orders:retouch_new"), {"instructions": "Brighten, please"})
-    assert response.status_code == 302, response.content[:500]
-    order = Order.objects.latest("id")
+    order = new_draft_order(client)
     files = [jpeg_upload(f"p{i}.jpg") for i in range(photos)]
     response = client.post(
         reverse("orders:photos_upload", args=[order.reference]),
