@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from functools import cache
 from typing import IO
 
 from django.template.defaultfilters import filesizeformat
@@ -98,21 +99,30 @@ def check_complete(data: bytes, fmt: str) -> None:
             raise ImageRejected("The WebP file is truncated.")
 
 
-_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+@cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
-def to_srgb(img: Image.Image) -> Image.Image:
-    """Convert pixels described by an embedded ICC profile to sRGB (the profile is then dropped)."""
-    icc = img.info.get("icc_profile")
+def icc_to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    """Convert pixels described by the ICC profile *icc* to sRGB (the profile is then dropped).
+
+    Dropping a profile without converting (e.g. Display P3 from a phone) would make the
+    colours wrong. A broken profile leaves the pixels as they are.
+    """
     if not icc or img.mode not in ("RGB", "RGBA", "CMYK", "L"):
         return img
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
-        converted = ImageCms.profileToProfile(img, source, _SRGB, outputMode=out_mode)
+        converted = ImageCms.profileToProfile(img, source, _srgb(), outputMode=out_mode)
     except (ImageCms.PyCMSError, OSError, ValueError):
-        return img  # a broken profile: keep the pixels as they are, still dropped on save
+        return img
     return converted or img
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    return icc_to_srgb(img, img.info.get("icc_profile"))
 
 
 def sanitize_image(

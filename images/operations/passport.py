@@ -31,8 +31,9 @@ from functools import cache, cached_property
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageCms, ImageDraw
+from PIL import Image, ImageDraw
 
+from common.imaging import icc_to_srgb
 from images.operations.retouch import encode, watermark_preview
 from images.passport_specs import PRINT_DPI, DocumentSpec
 
@@ -628,24 +629,6 @@ def _rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-@cache
-def _srgb() -> ImageCms.ImageCmsProfile:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-
-
-def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
-    """Convert from an embedded profile (e.g. Display P3 from a phone) before it is dropped:
-    dropping it alone would make the colours wrong. Unusable profiles are ignored."""
-    if not icc:
-        return img
-    try:
-        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        converted = ImageCms.profileToProfile(img, profile, _srgb(), outputMode="RGB")
-    except (ImageCms.PyCMSError, OSError, ValueError):
-        return img
-    return converted if converted is not None else img
-
-
 def passport_crop(
     data: bytes, spec: DocumentSpec, *, size: tuple[int, int] | None = None
 ) -> Image.Image:
@@ -664,7 +647,7 @@ def passport_crop(
         source, rect = _finer_source(source, rect, size[1])
         photo = _rgb(_cut(source, rect, size))
         icc = source.image.info.get("icc_profile")
-    photo = _to_srgb(photo, icc)
+    photo = icc_to_srgb(photo, icc)
     photo.info = {}
     return photo
 
