@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import secrets
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
 
@@ -47,7 +48,6 @@ class CheckedUpload:
     fmt: str
     width: int
     height: int
-    verdict: str  # ScanVerdict
     instructions: str
 
 
@@ -90,13 +90,13 @@ def upload_check(
         check_complete(data, fmt)
     except ImageRejected as exc:
         raise UploadRefused(f"{label}: {exc.message}") from exc
-    return CheckedUpload(data, fmt, img.width, img.height, "", instructions.strip()[:2000])
+    return CheckedUpload(data, fmt, img.width, img.height, instructions.strip()[:2000])
 
 
-def _scan(upload: CheckedUpload, label: str) -> tuple[str, str]:
-    """(verdict, signature). A hit raises; a scanner that is down leaves it pending."""
+def _scan(data: bytes) -> tuple[str, str]:
+    """(verdict, signature): "infected", or a ScanVerdict (a scanner that is down: pending)."""
     try:
-        report = scan_bytes(upload.data)
+        report = scan_bytes(data)
     except ScannerUnavailable:
         return ScanVerdict.PENDING, ""
     if report.outcome is ScanOutcome.INFECTED:
@@ -104,6 +104,75 @@ def _scan(upload: CheckedUpload, label: str) -> tuple[str, str]:
     if report.outcome is ScanOutcome.NOT_CONFIGURED:
         return ScanVerdict.NOT_SCANNED, ""
     return ScanVerdict.CLEAN, ""
+
+
+def _malware(label: str, signature: str) -> UploadRefused:
+    return UploadRefused(
+        f"{label} contains malware ({signature}) and was refused. "
+        "Nothing from this upload was stored."
+    )
+
+
+def _refused_file_scan(stream: IO[bytes]) -> str:
+    """The signature found in a file already refused as not an image ("" if none)."""
+    try:
+        stream.seek(0)
+        data = stream.read(settings.UPLOAD_MAX_BYTES + 1)
+    except (OSError, ValueError):
+        return ""
+    if not data or len(data) > settings.UPLOAD_MAX_BYTES:
+        return ""
+    verdict, signature = _scan(data)
+    return signature if verdict == "infected" else ""
+
+
+def uploads_screen(
+    *,
+    files: Sequence[tuple[IO[bytes], str | None, str]],
+    on_malware: Callable[[str], None],
+) -> list[tuple[CheckedUpload, str]]:
+    """Check every (stream, client name, note), then scan each: (upload, verdict) pairs.
+
+    The first bad file refuses the batch. A file refused as not an image is still
+    scanned, so a malware attempt is reported to *on_malware* (with its signature)
+    whichever check would have caught it first.
+    """
+    checked = []
+    for i, (stream, name, note) in enumerate(files):
+        try:
+            checked.append(upload_check(stream=stream, name=name, index=i, instructions=note))
+        except UploadRefused:
+            signature = _refused_file_scan(stream)
+            if signature:
+                on_malware(signature)
+                raise _malware(display_name(name, i), signature) from None
+            raise
+    screened = []
+    for i, upload in enumerate(checked):
+        verdict, signature = _scan(upload.data)
+        if verdict == "infected":
+            on_malware(signature)
+            raise _malware(display_name(files[i][1], i), signature)
+        screened.append((upload, verdict))
+    return screened
+
+
+@contextmanager
+def quarantine(order: Order) -> Iterator[Callable[[bytes], str]]:
+    """Save raw uploads under random keys; if the block fails, they are deleted again."""
+    written: list[str] = []
+
+    def save(data: bytes) -> str:
+        key = f"q/{order.storage_token}/{secrets.token_hex(16)}"
+        written.append(default_storage.save(key, ContentFile(data)))
+        return written[-1]
+
+    try:
+        yield save
+    except Exception:
+        for name in written:  # the rows are gone with the transaction: so go the files
+            storage_delete_everywhere(name)
+        raise
 
 
 def photos_add(
@@ -128,47 +197,11 @@ def photos_add(
             f"An order can have at most {limit} photo{'s' if limit > 1 else ''}; "
             f"you sent {len(files)}" + (f" and it already has {existing}." if existing else ".")
         )
-    checked = []
-    for i, (stream, name, note) in enumerate(files):
-        try:
-            checked.append(upload_check(stream=stream, name=name, index=i, instructions=note))
-        except UploadRefused:
-            _refuse_if_malware(actor, order, stream, display_name(name, i), ip_address)
-            raise
-    verdicts = []
-    for i, upload in enumerate(checked):
-        verdict, signature = _scan(upload, display_name(files[i][1], i))
-        if verdict == "infected":
-            _audit_malware(actor, order, signature, ip_address)
-            raise UploadRefused(
-                f"{display_name(files[i][1], i)} contains malware ({signature}) and was refused. "
-                "Nothing from this upload was stored."
-            )
-        verdicts.append(verdict)
-    return _store(actor, order, checked, verdicts, existing, ip_address)
-
-
-def _refuse_if_malware(
-    actor: User | None, order: Order, stream: IO[bytes], label: str, ip: str | None
-) -> None:
-    """A file refused as not an image is still scanned, so a malware attempt is audited."""
-    try:
-        stream.seek(0)
-        data = stream.read(settings.UPLOAD_MAX_BYTES + 1)
-    except (OSError, ValueError):
-        return
-    if not data or len(data) > settings.UPLOAD_MAX_BYTES:
-        return
-    try:
-        report = scan_bytes(data)
-    except ScannerUnavailable:
-        return
-    if report.outcome is ScanOutcome.INFECTED:
-        _audit_malware(actor, order, report.signature, ip)
-        raise UploadRefused(
-            f"{label} contains malware ({report.signature}) and was refused. "
-            "Nothing from this upload was stored."
-        )
+    screened = uploads_screen(
+        files=files,
+        on_malware=lambda signature: _audit_malware(actor, order, signature, ip_address),
+    )
+    return _store(actor, order, screened, existing, ip_address)
 
 
 def _audit_malware(actor: User | None, order: Order, signature: str, ip: str | None) -> None:
@@ -187,49 +220,39 @@ def _audit_malware(actor: User | None, order: Order, signature: str, ip: str | N
 def _store(
     actor: User | None,
     order: Order,
-    checked: list[CheckedUpload],
-    verdicts: list[str],
+    screened: list[tuple[CheckedUpload, str]],
     existing: int,
     ip_address: str | None,
 ) -> list[Photo]:
-    written: list[str] = []
-    try:
-        with transaction.atomic():
-            photos = []
-            for i, (upload, verdict) in enumerate(zip(checked, verdicts, strict=True)):
-                key = f"q/{order.storage_token}/{secrets.token_hex(16)}"
-                written.append(default_storage.save(key, ContentFile(upload.data)))
-                photos.append(
-                    Photo.objects.create(
-                        order=order,
-                        position=existing + i,
-                        instructions=upload.instructions,
-                        upload=written[-1],
-                        status=PhotoStatus.PENDING_SCAN
-                        if verdict == ScanVerdict.PENDING
-                        else PhotoStatus.PROCESSING,
-                        scan=verdict,
-                        size_bytes=len(upload.data),
-                        width=upload.width,
-                        height=upload.height,
-                        source_format=upload.fmt,
-                    )
-                )
-            order_touch(order=order)
-            audit_log_write(
-                actor=actor,
-                action=AuditAction.PHOTO_UPLOADED,
-                subject=order.customer,
-                ip_address=ip_address,
-                detail={"order": order.reference, "count": len(photos)},
+    with quarantine(order) as save, transaction.atomic():
+        photos = [
+            Photo.objects.create(
+                order=order,
+                position=existing + i,
+                instructions=upload.instructions,
+                upload=save(upload.data),
+                status=PhotoStatus.PENDING_SCAN
+                if verdict == ScanVerdict.PENDING
+                else PhotoStatus.PROCESSING,
+                scan=verdict,
+                size_bytes=len(upload.data),
+                width=upload.width,
+                height=upload.height,
+                source_format=upload.fmt,
             )
-            ids = [p.pk for p in photos]
-            transaction.on_commit(lambda: _enqueue(ids))
-    except Exception:
-        for name in written:  # the rows are gone with the transaction: so go the files
-            storage_delete_everywhere(name)
-        raise
-    for upload in checked:
+            for i, (upload, verdict) in enumerate(screened)
+        ]
+        order_touch(order=order)
+        audit_log_write(
+            actor=actor,
+            action=AuditAction.PHOTO_UPLOADED,
+            subject=order.customer,
+            ip_address=ip_address,
+            detail={"order": order.reference, "count": len(photos)},
+        )
+        ids = [p.pk for p in photos]
+        transaction.on_commit(lambda: _enqueue(ids))
+    for upload, _ in screened:
         image_stat_add(event=f"upload_{upload.fmt.lower()}", size=len(upload.data))
     return photos
 

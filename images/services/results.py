@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import io
-import secrets
 from collections.abc import Mapping, Sequence
 from typing import IO
 
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
@@ -17,7 +15,7 @@ from common.imaging import ImageRejected, sanitize_image
 from common.storage import storage_delete_everywhere
 from images.models import Photo, PhotoStatus, Result, ResultKind
 from images.operations.retouch import OPERATIONS
-from images.services.intake import UploadRefused, _scan, display_name, upload_check, upload_limits
+from images.services.intake import UploadRefused, quarantine, upload_limits, uploads_screen
 from images.services.processing import storage_write
 from orders.models import Order, OrderStatus
 from orders.services.status import TransitionRefused, order_touch
@@ -39,44 +37,31 @@ def results_upload(
     _require_working(actor, order)
     if not files:
         raise UploadRefused("Choose at least one file.")
-    checked = [upload_check(stream=s, name=n, index=i) for i, (s, n) in enumerate(files)]
-    for i, upload in enumerate(checked):
-        verdict, signature = _scan(upload, display_name(files[i][1], i))
-        if verdict == "infected":
-            raise UploadRefused(f"{display_name(files[i][1], i)} contains malware ({signature}).")
-    written: list[str] = []
-    try:
-        with transaction.atomic():
-            results = []
-            for upload in checked:
-                key = f"q/{order.storage_token}/{secrets.token_hex(16)}"
-                written.append(default_storage.save(key, ContentFile(upload.data)))
-                results.append(
-                    Result.objects.create(
-                        order=order,
-                        kind=ResultKind.RETOUCHED,
-                        round=order.revision_round,
-                        file=written[-1],
-                        size_bytes=len(upload.data),
-                        width=upload.width,
-                        height=upload.height,
-                        created_by=actor,
-                        ready=False,
-                    )
-                )
-            order_touch(order=order)
-            audit_log_write(
-                actor=actor,
-                action=AuditAction.RESULT_UPLOADED,
-                subject=order.customer,
-                detail={"order": order.reference, "count": len(results)},
+    screened = uploads_screen(files=[(s, n, "") for s, n in files], on_malware=lambda _: None)
+    with quarantine(order) as save, transaction.atomic():
+        results = [
+            Result.objects.create(
+                order=order,
+                kind=ResultKind.RETOUCHED,
+                round=order.revision_round,
+                file=save(upload.data),
+                size_bytes=len(upload.data),
+                width=upload.width,
+                height=upload.height,
+                created_by=actor,
+                ready=False,
             )
-            ids = [r.pk for r in results]
-            transaction.on_commit(lambda: _enqueue_finalize(ids))
-    except Exception:
-        for name in written:
-            storage_delete_everywhere(name)
-        raise
+            for upload, _ in screened
+        ]
+        order_touch(order=order)
+        audit_log_write(
+            actor=actor,
+            action=AuditAction.RESULT_UPLOADED,
+            subject=order.customer,
+            detail={"order": order.reference, "count": len(results)},
+        )
+        ids = [r.pk for r in results]
+        transaction.on_commit(lambda: _enqueue_finalize(ids))
     return results
 
 
