@@ -13,7 +13,7 @@ from accounts.models import AuditAction, User
 from accounts.services import audit_log_write
 from common.imaging import ImageRejected, sanitize_image
 from common.storage import storage_delete_everywhere
-from images.models import Photo, PhotoStatus, Result, ResultKind
+from images.models import Photo, PhotoStatus, Result, ResultKind, ScanVerdict
 from images.operations.retouch import OPERATIONS
 from images.services.intake import UploadRefused, quarantine, upload_limits, uploads_screen
 from images.services.processing import storage_write
@@ -38,6 +38,9 @@ def results_upload(
     if not files:
         raise UploadRefused("Choose at least one file.")
     screened = uploads_screen(files=[(s, n, "") for s, n in files], on_malware=lambda _: None)
+    if any(verdict == ScanVerdict.PENDING for _, verdict in screened):
+        # Results have no "pending scan" state to wait in: fail closed, nothing stored.
+        raise UploadRefused("The malware scanner is not answering; try again in a few minutes.")
     with quarantine(order) as save, transaction.atomic():
         results = [
             Result.objects.create(

@@ -28,6 +28,7 @@ from images.scanning import ScannerUnavailable, ScanOutcome, scan_bytes
 from images.services.processing import photos_rescan_pending
 from orders.models import Order
 from tests.conftest import login_client, need_service
+from tests.images.helpers import media_files
 from tests.photos import selfie_jpeg
 
 pytestmark = pytest.mark.django_db
@@ -272,3 +273,30 @@ def test_deploy_check_warns_without_a_scanner_IMG_5(settings) -> None:
     assert image_checks.scanner_configured() == []
     found = checks.run_checks(include_deployment_checks=True, tags=[checks.Tags.security])
     assert "images.W001" not in {m.id for m in found}
+
+
+@pytest.mark.django_db
+def test_retoucher_results_are_refused_while_the_scanner_is_down_IMG_5(
+    closed_port, settings, customer, retoucher
+) -> None:
+    """Results have no pending-scan state, so a scanner that is down refuses them (fail closed)."""
+    import io
+
+    from images.models import Result
+    from images.services.intake import UploadRefused
+    from images.services.results import results_upload
+    from orders.models import OrderKind, OrderStatus
+
+    order = Order.objects.create(
+        kind=OrderKind.RETOUCH,
+        customer=customer,
+        retoucher=retoucher,
+        status=OrderStatus.IN_PROGRESS,
+    )
+    settings.CLAMD_ADDRESS = closed_port
+    with pytest.raises(UploadRefused, match="scanner is not answering"):
+        results_upload(
+            actor=retoucher, order=order, files=[(io.BytesIO(selfie_jpeg(600)), "r.jpg")]
+        )
+    assert not Result.objects.exists()
+    assert media_files() == []
