@@ -34,24 +34,31 @@ def photo_process(self: Any, photo_id: int) -> str:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
-@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
-def result_finalize(self: Any, result_id: int) -> str:
+# Below: Celery's own retry with exponential backoff (nothing to undo on a fault).
+@shared_task(
+    autoretry_for=TRANSIENT_STORAGE,
+    retry_backoff=5,
+    retry_backoff_max=600,
+    max_retries=MAX_RETRIES,
+    acks_late=True,
+)
+def result_finalize(result_id: int) -> str:
     from images.services.results import result_finalize as finalize
 
-    try:
-        return finalize(result_id=result_id)
-    except TRANSIENT_STORAGE as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    return finalize(result_id=result_id)
 
 
-@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
-def photo_automate(self: Any, photo_id: int, steps: list[list[Any]]) -> str:
+@shared_task(
+    autoretry_for=TRANSIENT_STORAGE,
+    retry_backoff=5,
+    retry_backoff_max=600,
+    max_retries=MAX_RETRIES,
+    acks_late=True,
+)
+def photo_automate(photo_id: int, steps: list[list[Any]]) -> str:
     from images.services.processing import photo_automate as automate
 
-    try:
-        return automate(photo_id=photo_id, steps=steps)
-    except TRANSIENT_STORAGE as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    return automate(photo_id=photo_id, steps=steps)
 
 
 @shared_task

@@ -180,7 +180,7 @@ def photos_requeue_stale() -> int:
 
     ids = list(stale)
     for photo_id in ids:
-        tasks.photo_process.delay(photo_id)
+        transaction.on_commit(partial(tasks.photo_process.delay, photo_id))
     return len(ids)
 
 
