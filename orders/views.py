@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from common.http import AuthedRequest, client_ip
 from images.passport_specs import DOCUMENT_SPECS
 from images.services.access import result_visible_to_customer
-from images.services.intake import UploadRefused, photos_add
+from images.services.intake import UploadRefused, photo_instructions_update, photos_add
 from orders.forms import (
     GuestEmailForm,
     PassportForm,
@@ -160,11 +160,15 @@ def photo_note(request: HttpRequest, reference: str, photo_id: int) -> HttpRespo
     order = _order(request, reference)
     photo = get_object_or_404(order.photos.all(), pk=photo_id)
     form = PhotoNoteForm(request.POST)
-    if not form.is_valid() or order.status != OrderStatus.DRAFT:
-        messages.error(request, "Instructions can be changed only while the order is a draft.")
+    try:
+        if not form.is_valid():
+            raise UploadRefused("Instructions are at most 2000 characters.")
+        photo_instructions_update(
+            actor=_actor(request), order=order, photo=photo, text=form.cleaned_data["instructions"]
+        )
+    except UploadRefused as exc:
+        messages.error(request, exc.message)
         return _detail(request, order, status=400)
-    photo.instructions = form.cleaned_data["instructions"]
-    photo.save(update_fields=["instructions", "updated_at"])
     messages.success(request, "Instructions saved.")
     return redirect("orders:detail", order.reference)
 

@@ -257,6 +257,15 @@ def _store(
     return photos
 
 
+def photo_instructions_update(*, actor: User | None, order: Order, photo: Photo, text: str) -> None:
+    """The customer's note for one photo, changeable while the order is a draft."""
+    del actor  # the customer's own draft: not an audited change
+    if order.status != OrderStatus.DRAFT or photo.order_id != order.pk:
+        raise UploadRefused("Instructions can be changed only while the order is a draft.")
+    photo.instructions = text.strip()[:2000]
+    photo.save(update_fields=["instructions", "updated_at"])
+
+
 def _enqueue(photo_ids: list[int]) -> None:
     from images import tasks
 

@@ -151,10 +151,10 @@ def invoice_issue(*, order: Order, payment: Payment) -> Invoice:
     existing = order.invoices.first()
     if existing is not None:
         return existing
+    # Locked (or just created) inside this transaction: concurrent issuers queue here.
     seq, _ = InvoiceSequence.objects.select_for_update().get_or_create(
         series=settings.INVOICE_SERIES
     )
-    seq = InvoiceSequence.objects.select_for_update().get(pk=seq.pk)
     seq.last_number += 1
     seq.save(update_fields=["last_number"])
     customer = order.customer

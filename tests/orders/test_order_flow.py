@@ -321,3 +321,19 @@ def test_guest_preview_goes_after_24_hours_IMG_4(settings) -> None:
     retention_run_all(now=timezone.now() + timedelta(hours=24), force=True)
     assert not Result.objects.filter(pk=preview.pk).exists()
     assert not default_storage.exists(preview.file.name)
+
+
+def test_instructions_per_photo_can_change_only_in_a_draft_ORD_1(customer, other_customer) -> None:
+    client = login_client(customer)
+    order = new_retouch_order(client, photos=1)
+    photo = Photo.objects.get(order=order)
+    url = reverse("orders:photo_note", args=[order.reference, photo.pk])
+    assert client.post(url, {"instructions": "Crop tighter"}).status_code == 302
+    photo.refresh_from_db()
+    assert photo.instructions == "Crop tighter"
+    assert login_client(other_customer).post(url, {"instructions": "x"}).status_code == 404
+    client.post(reverse("orders:submit", args=[order.reference]))
+    response = client.post(url, {"instructions": "Too late"})
+    assert response.status_code == 400 and b"only while the order is a draft" in response.content
+    photo.refresh_from_db()
+    assert photo.instructions == "Crop tighter"
