@@ -19,52 +19,63 @@ from images.services.access import (
     signed_payload,
     viewer_role,
 )
+from orders.models import Order
 from orders.selectors import guest_orders
+
+
+def _role(request: HttpRequest, order: Order) -> str | None:
+    return viewer_role(user=request.user, order=order, guest_orders=guest_orders(request.session))
+
+
+def _signed_redirect(
+    request: HttpRequest, order: Order, role: str, *, name: str, filename: str, **file: str
+) -> HttpResponseBase:
+    url = image_open(
+        actor=request.user,
+        order=order,
+        role=role,
+        name=name,
+        filename=filename,
+        download=request.GET.get("download") == "1",
+        ip_address=client_ip(request),
+        **file,
+    )
+    return redirect(url)
 
 
 @never_cache
 def photo_open(request: HttpRequest, photo_id: int) -> HttpResponseBase:
     photo = get_object_or_404(Photo.objects.select_related("order"), pk=photo_id)
-    role = viewer_role(
-        user=request.user, order=photo.order, guest_orders=guest_orders(request.session)
-    )
-    if role is None or not photo.file:
-        raise Http404("No such photo.")
+    role = _role(request, photo.order)
     name = photo.file.name or ""
-    url = image_open(
-        actor=request.user,
-        order=photo.order,
-        role=role,
+    if role is None or not name:
+        raise Http404("No such photo.")
+    return _signed_redirect(
+        request,
+        photo.order,
+        role,
         name=name,
         filename=f"{photo.order.reference}-photo-{photo.position + 1}.{name.rsplit('.', 1)[-1]}",
         content_type="image/png" if name.endswith(".png") else "image/jpeg",
         what=f"original photo {photo.position + 1}",
-        download=request.GET.get("download") == "1",
-        ip_address=client_ip(request),
     )
-    return redirect(url)
 
 
 @never_cache
 def result_open(request: HttpRequest, result_id: int) -> HttpResponseBase:
     result = get_object_or_404(Result.objects.select_related("order"), pk=result_id)
-    role = viewer_role(
-        user=request.user, order=result.order, guest_orders=guest_orders(request.session)
-    )
+    role = _role(request, result.order)
     if role is None or (role == "customer" and not result_visible_to_customer(result)):
         raise Http404("No such file.")
-    url = image_open(
-        actor=request.user,
-        order=result.order,
-        role=role,
+    return _signed_redirect(
+        request,
+        result.order,
+        role,
         name=(result.file.name or "") if result.ready else "",
         filename=result.filename,
         content_type=result.content_type,
         what=f"{result.get_kind_display()} (round {result.round})",
-        download=request.GET.get("download") == "1",
-        ip_address=client_ip(request),
     )
-    return redirect(url)
 
 
 @never_cache
