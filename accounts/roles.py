@@ -7,6 +7,7 @@ from typing import Any
 SUPPORT = "Support"
 RETOUCHER = "Retoucher"
 PRIVACY_OFFICER = "Privacy officer"
+MARKETING = "Marketing"
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     SUPPORT: [
@@ -42,6 +43,45 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "orders.view_all_orders",
         "orders.view_invoice",
         "images.view_imagestat",
+        "images.view_portfolioitem",
+        "consent.view_consentpurpose",
+        "consent.add_consentpurpose",
+        "consent.change_consentpurpose",
+        "consent.view_consentevent",
+        "consent.record_consent",
+        "consent.view_consentstate",
+        "consent.view_subscriber",
+        "consent.view_campaign",
+        "consent.view_campaignsend",
+        "consent.view_audience",
+        "consent.view_policyversion",
+        "consent.add_policyversion",
+        "consent.change_policyversion",
+        "consent.publish_policyversion",
+        "consent.view_processingpurpose",
+        "consent.change_processingpurpose",
+        "consent.view_recipient",
+        "consent.add_recipient",
+        "consent.change_recipient",
+        "consent.view_supervisoryauthority",
+        "consent.add_supervisoryauthority",
+        "consent.change_supervisoryauthority",
+        "consent.view_disclosure",
+        "consent.add_disclosure",
+    ],
+    # Newsletters and the public portfolio; never a customer's private images or orders.
+    MARKETING: [
+        "consent.view_campaign",
+        "consent.add_campaign",
+        "consent.change_campaign",
+        "consent.send_campaign",
+        "consent.view_campaignsend",
+        "consent.view_audience",
+        "consent.add_audience",
+        "consent.change_audience",
+        "images.view_portfolioitem",
+        "images.change_portfolioitem",
+        "images.publish_portfolio",
     ],
 }
 

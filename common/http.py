@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -26,6 +27,26 @@ def client_ip(request: HttpRequest) -> str | None:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         return None
+
+
+def user_agent(request: HttpRequest, limit: int = 300) -> str:
+    """The User-Agent header, printable characters only, cut to *limit* (evidence, not parsing)."""
+    raw = str(request.META.get("HTTP_USER_AGENT", ""))
+    return "".join(ch for ch in raw if ch.isprintable())[:limit]
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """Where an action came from: kept with consent evidence and form submissions (LOG-1)."""
+
+    ip_address: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def of(cls, request: HttpRequest | None) -> RequestMeta:
+        if request is None:
+            return cls()
+        return cls(ip_address=client_ip(request), user_agent=user_agent(request))
 
 
 if TYPE_CHECKING:

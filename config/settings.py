@@ -188,6 +188,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Scans uploads that waited for clamd, requeues work whose worker died (IMG-5, IMG-6).
     "photos-sweep": {"task": "images.tasks.photos_sweep", "schedule": timedelta(minutes=1)},
+    # Recovers fan-out batches (campaigns, policy notices) whose worker died, and finishes them.
+    "fanout-sweep": {"task": "consent.tasks.fanout_sweep", "schedule": timedelta(minutes=1)},
 }
 
 # --- Retention (LOG-2 and the registry's rules) -------------------------------------------------
@@ -371,6 +373,7 @@ INVOICE_SERIES = env.str("INVOICE_SERIES", default="INV")
 INVOICE_TAX_RATE = Decimal(env.str("INVOICE_TAX_RATE", default="0"))  # percent, in prices
 INVOICE_RETENTION_YEARS = env.int("INVOICE_RETENTION_YEARS", default=10)
 SELLER_NAME = env.str("SELLER_NAME", default=SITE_NAME)
+# The seller's postal address: on invoices, and required in every marketing email (CON-1).
 SELLER_ADDRESS = env.str("SELLER_ADDRESS", default="")
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=25 * 1024 * 1024)
 UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=20)
@@ -395,6 +398,44 @@ PROFILE_IMAGE_MAX_SIDE = 8000
 PROFILE_IMAGE_OUTPUT_SIDE = 512
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# --- Consent, marketing and policy (CON-1..CON-6) ---------------------------------------------
+# The cookie that records a browser's cookie choice (essential: it is the choice itself).
+CONSENT_COOKIE_NAME = "cf_consent"
+CONSENT_COOKIE_DAYS = env.int("CONSENT_COOKIE_DAYS", default=180)  # ask again after this
+# Superseded or withdrawn consent evidence is kept this long (limitation periods), then goes.
+CONSENT_EVIDENCE_DAYS = env.int("CONSENT_EVIDENCE_DAYS", default=3 * 365)
+# The essential cookies the site may set without consent; everything else needs it (CON-4).
+ESSENTIAL_COOKIES = {
+    "sessionid": "Keeps you logged in, and a guest's order in progress",
+    "csrftoken": "Protects forms against cross-site request forgery",
+    CONSENT_COOKIE_NAME: "Remembers your cookie choice (or that your browser's signal applies)",
+    "cf_policy_seen": "Remembers that you dismissed the notice of a privacy policy change",
+}
+# First-party analytics/advertising integration points: same-origin script paths, loaded only
+# after consent (and never with DNT/GPC). Empty by default: no tracker ships enabled.
+ANALYTICS_SCRIPT_URL = env.str("ANALYTICS_SCRIPT_URL", default="")
+ADVERTISING_SCRIPT_URL = env.str("ADVERTISING_SCRIPT_URL", default="")
+for _name, _url in (
+    ("ANALYTICS_SCRIPT_URL", ANALYTICS_SCRIPT_URL),
+    ("ADVERTISING_SCRIPT_URL", ADVERTISING_SCRIPT_URL),
+):
+    if _url and not (_url.startswith("/") and not _url.startswith("//")):
+        raise ImproperlyConfigured(f"{_name} must be a path on this site (first-party only)")
+# Double opt-in: a confirmation link lives this long; unconfirmed subscriptions then go.
+MARKETING_CONFIRM_DAYS = env.int("MARKETING_CONFIRM_DAYS", default=7)
+# Unsubscribe links work without login at least this long after sending (CON-1 asks >= 60).
+UNSUBSCRIBE_LINK_DAYS = env.int("UNSUBSCRIBE_LINK_DAYS", default=365)
+if UNSUBSCRIBE_LINK_DAYS < 60:
+    raise ImproperlyConfigured("UNSUBSCRIBE_LINK_DAYS must be at least 60 (CON-1)")
+MARKETING_AUDIENCE_RETENTION_DAYS = env.int("MARKETING_AUDIENCE_RETENTION_DAYS", default=540)
+if not 1 <= MARKETING_AUDIENCE_RETENTION_DAYS <= 540:
+    raise ImproperlyConfigured("MARKETING_AUDIENCE_RETENTION_DAYS must be 1-540 (CON-6)")
+MARKETING_SEND_RETENTION_DAYS = env.int("MARKETING_SEND_RETENTION_DAYS", default=365)
+MARKETING_FROM_EMAIL = env.str("MARKETING_FROM_EMAIL", default="")  # default: DEFAULT_FROM_EMAIL
+MARKETING_BATCH_SIZE = env.int("MARKETING_BATCH_SIZE", default=500)
+# A non-reducing policy change shows a dismissable notice for this many days.
+POLICY_NOTICE_DAYS = env.int("POLICY_NOTICE_DAYS", default=30)
 
 # --- Email -----------------------------------------------------------------------------------
 EMAIL_URL = env.str("EMAIL_URL", default="")

@@ -8,7 +8,6 @@ from django.template.response import TemplateResponse
 
 from common.admin import ReadOnlyAdminMixin
 from dsr.models import PersonalDataMap, RetentionRun
-from dsr.purposes import PURPOSES
 from dsr.registry import Category, registry
 
 
@@ -34,10 +33,15 @@ class RetentionRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 def registry_rows() -> list[dict[str, Any]]:
+    from consent.selectors import processing_purposes
+
     labels = dict(Category.choices)
+    purposes = processing_purposes()
     rows = []
     for entry in registry:
-        purpose, basis = PURPOSES.get(entry.purpose, (entry.purpose, "?"))
+        info = purposes.get(entry.purpose)
+        purpose = info.name if info else entry.purpose
+        basis = info.basis_text if info else "?"
         rows.append(
             {
                 "label": entry.label,

@@ -129,3 +129,56 @@ class ImageStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.event}: {self.count}"
+
+
+class PortfolioStatus(models.TextChoices):
+    PUBLISHED = "published", "Published"
+    UNPUBLISHED = "unpublished", "Unpublished by staff"
+    WITHDRAWN = "withdrawn", "Permission withdrawn"
+
+
+class PortfolioItem(TimeStampedModel):
+    """A before/after pair in the public portfolio, made from a delivered result (IMG-3).
+
+    The copies are separate files: the originals and results still go by IMG-4, and the
+    copies live only while the customer's permission for that result lives. Withdrawing
+    it unpublishes the item in the same transaction and deletes both copies.
+    """
+
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="portfolio_items"
+    )
+    result = models.ForeignKey(
+        Result, null=True, blank=True, on_delete=models.SET_NULL, related_name="portfolio_items"
+    )
+    # The consent ledger's target for this image ("result:<id>"): outlives the result row.
+    consent_target = models.CharField(max_length=100, db_index=True)
+    caption = models.CharField(max_length=200, blank=True)
+    before = models.FileField(max_length=200, blank=True)
+    after = models.FileField(max_length=200, blank=True)
+    status = models.CharField(
+        max_length=12, choices=PortfolioStatus.choices, default=PortfolioStatus.PUBLISHED
+    )
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+        permissions = [("publish_portfolio", "Can publish images to the public portfolio")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consent_target"],
+                condition=models.Q(status="published"),
+                name="portfolio_published_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Portfolio item {self.pk}"

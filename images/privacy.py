@@ -89,3 +89,37 @@ def _register() -> None:
 
 
 _register()
+
+
+def _register_portfolio() -> None:
+    from django.db.models import Q
+
+    from dsr.registry import Category, Delete, PersonalData, Retention, registry
+    from images.models import PortfolioItem
+
+    registry.register(
+        PersonalData(
+            model=PortfolioItem,
+            subject="customer",
+            purpose="portfolio",
+            fields={
+                "before": Category.IMAGE,
+                "after": Category.IMAGE,
+                "caption": Category.CONTENT,
+            },
+            export=("caption", "status", "published_at", "withdrawn_at"),
+            file_fields=("before", "after"),
+            erasure=Delete(),
+            retention=Retention(
+                clock="withdrawn_at",
+                after="the permission is withdrawn or the item unpublished",
+                period=lambda: timedelta(0),
+                filter=~Q(status="published"),
+                description="portfolio copies live only while published with permission",
+            ),
+            description="Public portfolio copies (before/after), only with permission (IMG-3).",
+        )
+    )
+
+
+_register_portfolio()
