@@ -175,6 +175,15 @@ class AuditAction(models.TextChoices):
     MALWARE_REJECTED = "malware_rejected", "Upload rejected: malware"
     IMAGE_ACCESSED = "image_accessed", "Staff opened a customer image"
     RESULT_UPLOADED = "result_uploaded", "Result uploaded"
+    CONSENT_RECORDED = "consent_recorded", "Staff recorded a consent on a written request"
+    CAMPAIGN_TEST_SENT = "campaign_test_sent", "Campaign test-sent to staff"
+    CAMPAIGN_STARTED = "campaign_started", "Campaign sending started"
+    CAMPAIGN_CANCELLED = "campaign_cancelled", "Campaign cancelled"
+    AUDIENCE_BUILT = "audience_built", "Marketing audience built"
+    POLICY_PUBLISHED = "policy_published", "Privacy policy version published"
+    DISCLOSURE_RECORDED = "disclosure_recorded", "Disclosure to a third party recorded"
+    PORTFOLIO_PUBLISHED = "portfolio_published", "Image published to the portfolio"
+    PORTFOLIO_UNPUBLISHED = "portfolio_unpublished", "Image removed from the portfolio"
 
 
 class AuditQuerySet(models.QuerySet["AuditEvent"]):

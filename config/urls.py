@@ -2,14 +2,15 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import TemplateView
 
-from consent import views as consent_views
+from consent.views import policy as consent_policy
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
-    path("privacy/", consent_views.privacy_policy, name="privacy"),
+    path("privacy/", consent_policy.privacy_policy, name="privacy"),
     path("accounts/", include("accounts.urls")),
     path("orders/", include("orders.urls")),
     path("images/", include("images.urls")),
+    path("consent/", include("consent.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -27,3 +29,6 @@ def privacy_policy(request: HttpRequest) -> HttpResponse:
             "log_days": settings.REQUEST_LOG_RETENTION_DAYS,
         },
     )
+
+
+urlpatterns: list[Any] = []

@@ -1,0 +1,1 @@
+"""The consent app's pages, one module per area; each defines its own ``urlpatterns``."""
