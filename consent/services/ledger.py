@@ -15,6 +15,7 @@ from consent.models import (
     ConsentState,
     ConsentText,
     PolicyVersion,
+    PurposeKind,
     subject_key,
 )
 
@@ -79,7 +80,13 @@ def consent_record(
         raise ConsentRefused("Say which written request this records (the note).")
     user_id = user.pk if user is not None and getattr(user, "is_authenticated", False) else None
     email = (email or "").strip().lower()
-    key = subject_key(user_id=user_id, email=email, visitor=visitor)
+    if purpose_obj.kind == PurposeKind.COOKIE:
+        # Cookies are chosen per browser: the subject is the browser, the user is evidence.
+        if not visitor:
+            raise ConsentRefused("A cookie choice belongs to a browser: the visitor id is missing.")
+        key = subject_key(visitor=visitor)
+    else:
+        key = subject_key(user_id=user_id, email=email, visitor=visitor)
     state = (
         ConsentState.objects.select_for_update()
         .filter(subject=key, purpose=purpose_obj, target=target)
