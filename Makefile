@@ -49,6 +49,7 @@ deploy-check: sync
 	@APP_ENV=production SECRET_KEY="$$($(PY) -c 'import secrets;print(secrets.token_urlsafe(60))')" \
 	  ALLOWED_HOSTS=photos.example.org DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
 	  REDIS_URL=redis://127.0.0.1:6379/0 CLAMD_ADDRESS=127.0.0.1:3310 \
+	  SITE_URL=https://photos.example.org SELLER_ADDRESS="1 Example Street, Dublin" \
 	  STRIPE_SECRET_KEY=sk_test_deploycheck STRIPE_WEBHOOK_SECRET=whsec_deploycheck \
 	  $(PY) manage.py check --deploy --fail-level WARNING
 

@@ -18,4 +18,6 @@ class ConsentConfig(AppConfig):
     verbose_name = "Consent and transparency"
 
     def ready(self) -> None:
+        from consent import checks  # noqa: F401  (registers the deploy checks)
+
         post_migrate.connect(_sync_builtins, sender=self, dispatch_uid="consent_builtins")
