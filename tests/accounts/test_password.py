@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -13,6 +15,10 @@ pytestmark = pytest.mark.django_db
 
 RESET = "/accounts/password-reset/"
 NEW_PASSWORD = "copper-lighthouse-sparrow-31"
+
+
+def _page(url: str) -> bytes:
+    return re.sub(rb'name="csrfmiddlewaretoken" value="[^"]+"', b"", Client().get(url).content)
 
 
 def _request_reset(client: Client, email: str, capture) -> object:
@@ -28,7 +34,8 @@ def test_known_and_unknown_emails_get_the_same_answer(
 
     assert known.status_code == unknown.status_code == 302
     assert known["Location"] == unknown["Location"] == "/accounts/password-reset/sent/"
-    assert Client().get(known["Location"]).content == Client().get(unknown["Location"]).content
+    # Compared without the per-browser CSRF token of the cookie banner's form.
+    assert _page(known["Location"]) == _page(unknown["Location"])
     assert len(mailoutbox) == 1
     assert mailoutbox[0].to == ["casey@example.com"]
     assert mails_to("nobody@example.com") == []
