@@ -9,6 +9,7 @@ before; the first such request of a browser is recorded in the ledger as a signa
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,12 +17,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject
 
 from consent.models import ConsentPurpose
 
+logger = logging.getLogger("consent")
 COOKIE_SALT = "consent.cookie"
 GPC = "Global Privacy Control"
 DNT = "Do Not Track"
@@ -121,7 +124,14 @@ class ConsentMiddleware:
         if consent.needs_signal_record and _is_page(request, response):
             from consent.services.cookies import cookie_signal_record
 
-            if cookie_signal_record(request=request, consent=consent):
+            try:
+                recorded = cookie_signal_record(request=request, consent=consent)
+            except DatabaseError:
+                # The signal is honoured anyway (it is read on every request); only the
+                # evidence is missing, so no cookie is set and the next page tries again.
+                logger.exception("could not record a browser privacy signal")
+                recorded = False
+            if recorded:
                 cookie_consent_store(response, consent)
         return response
 
