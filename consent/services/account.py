@@ -33,7 +33,7 @@ def consent_toggle(
     if purpose.key == ConsentPurpose.MARKETING_EMAIL:
         if not user.email_verified_at:
             raise ConsentRefused("Please confirm your email address first.")
-        marketing.marketing_subscribe_account(user=user, meta=meta)
+        marketing.marketing_subscribe_user(user=user, meta=meta, method=method)
         return
     consent_record(purpose=purpose.key, granted=granted, method=method, user=user, meta=meta)
 
