@@ -96,9 +96,15 @@ def roles_sync(apps: Any, schema_editor: Any = None, *, strict: bool = True) -> 
     from django.contrib.auth.management import create_permissions
 
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        # create_permissions skips apps without a models module; historical app configs
+        # (migrations) have none, so lend one and put back whatever was there: on the
+        # live registry, None would make later post_migrate signals skip every app.
+        saved = getattr(app_config, "models_module", None)
+        app_config.models_module = saved or True
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0)
+        finally:
+            app_config.models_module = saved
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
     for role, perms in ROLE_PERMISSIONS.items():

@@ -69,3 +69,32 @@ def photos_sweep() -> dict[str, int]:
     counts = photos_rescan_pending()
     counts["requeued"] = photos_requeue_stale()
     return counts
+
+
+# The portfolio's copies (IMG-3): made after a publish, deleted after a withdrawal.
+@shared_task(
+    autoretry_for=TRANSIENT_STORAGE,
+    retry_backoff=5,
+    retry_backoff_max=600,
+    max_retries=MAX_RETRIES,
+    acks_late=True,
+)
+def portfolio_copies_make(item_id: int) -> str:
+    from images.services.portfolio import portfolio_copies_make as make
+
+    return make(item_id=item_id)
+
+
+@shared_task(
+    autoretry_for=TRANSIENT_STORAGE,
+    retry_backoff=5,
+    retry_backoff_max=600,
+    max_retries=MAX_RETRIES,
+    acks_late=True,
+)
+def portfolio_copies_delete(item_id: int) -> str:
+    """Retried with backoff; if every retry fails, the retention rule of PortfolioItem
+    (withdrawn_at + 0) deletes the row and its files on its next run."""
+    from images.services.portfolio import portfolio_copies_delete as delete
+
+    return delete(item_id=item_id)

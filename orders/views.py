@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from common.http import AuthedRequest, client_ip
 from images.passport_specs import DOCUMENT_SPECS
+from images.selectors import portfolio_order_section
 from images.services.access import result_visible_to_customer
 from images.services.intake import UploadRefused, photo_instructions_update, photos_add
 from orders.forms import (
@@ -68,6 +69,8 @@ def _detail(request: HttpRequest, order: Order, status: int = 200, **forms: Any)
         "revision_form": forms.get("revision_form") or RevisionForm(),
         "note_form": PhotoNoteForm,
         "upload_error": forms.get("upload_error", ""),
+        # IMG-3: per-image permission for the public portfolio (delivered orders only).
+        "portfolio": portfolio_order_section(user=request.user, order=order, results=results),
     }
     return render(request, "orders/detail.html", context, status=status)
 
