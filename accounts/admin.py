@@ -16,6 +16,7 @@ from accounts.services.requestlog import request_log_export_csv
 from accounts.services.staff import user_update_by_staff
 from common.admin import ReadOnlyAdminMixin
 from common.http import client_ip
+from consent.models import ProcessingPurpose, Recipient
 
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
@@ -140,12 +141,29 @@ class RequestLogExportForm(forms.Form):
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
+    # A hand-over to a third party is a disclosure, recorded with the export (DSR-5).
+    recipient = forms.ModelChoiceField(
+        label="Handed over to",
+        queryset=Recipient.objects.filter(active=True),
+        required=False,
+        help_text="If the lines go to a third party (e.g. an authority after an attack), "
+        "pick it: the disclosure is recorded. Add recipients in the processing register.",
+    )
+    purpose = forms.ModelChoiceField(
+        label="Purpose of the hand-over",
+        queryset=ProcessingPurpose.objects.all(),
+        required=False,
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         start, end = data.get("start"), data.get("end")
         if start and end and end <= start:
             raise forms.ValidationError("The end must be after the start.")
+        if data.get("recipient") and not data.get("purpose"):
+            self.add_error("purpose", "Name the purpose of the hand-over.")
+        if data.get("purpose") and not data.get("recipient"):
+            self.add_error("recipient", "Name who the lines are handed over to.")
         return data
 
 
@@ -183,6 +201,8 @@ class RequestLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 ip_address=data["ip_address"] or None,
                 reason=data["reason"],
                 actor_ip=client_ip(request),
+                recipient=data["recipient"],
+                purpose=data["purpose"],
             )
             response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
             name = f"request-log-{data['start']:%Y%m%dT%H%M}-{data['end']:%Y%m%dT%H%M}.csv"

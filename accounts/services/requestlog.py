@@ -370,23 +370,55 @@ def request_log_export_csv(
     ip_address: str | None,
     reason: str,
     actor_ip: str | None,
+    recipient: Any = None,
+    purpose: Any = None,
 ) -> Iterator[str]:
-    """Stream the log lines of an incident window as CSV (LOG-4); the export is audited."""
+    """Stream the log lines of an incident window as CSV (LOG-4); the export is audited.
+
+    With a *recipient* (e.g. the police after an attack) and a *purpose*, the hand-over is
+    also recorded as a disclosure (DSR-5): network and usage data of every account whose
+    lines are in the window, in the same transaction as the audit row. Both are written
+    before the first line is streamed.
+    """
     qs = RequestLog.objects.filter(time__gte=start, time__lt=end).order_by("time", "id")
     if ip_address:
         qs = qs.filter(ip_address=ip_address)
-    audit_log_write(
-        actor=actor,
-        action=AuditAction.REQUEST_LOG_EXPORT,
-        ip_address=actor_ip,
-        detail={
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-            "ip_filter": bool(ip_address),
-            "rows": qs.count(),
-            "reason": reason[:500],
-        },
-    )
+    with transaction.atomic():
+        audit_log_write(
+            actor=actor,
+            action=AuditAction.REQUEST_LOG_EXPORT,
+            ip_address=actor_ip,
+            detail={
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "ip_filter": bool(ip_address),
+                "rows": qs.count(),
+                "reason": reason[:500],
+                **({"recipient": recipient.name} if recipient is not None else {}),
+            },
+        )
+        if recipient is not None and purpose is not None:
+            from consent.services.register import disclosure_record
+            from dsr.registry import Category
+
+            window = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+            disclosure_record(
+                actor=actor,
+                recipient=recipient,
+                categories=[Category.NETWORK, Category.USAGE],
+                purpose=purpose,
+                description=f"Request-log lines of {window} (LOG-4). Reason: {reason[:500]}",
+                users=qs.filter(user_id__isnull=False).order_by().values("user_id").distinct(),
+                subjects_description=(
+                    f"Everyone who made requests from {ip_address} between {window}"
+                    if ip_address
+                    else f"Everyone who made requests between {window}"
+                ),
+            )
+    return _export_rows(qs)
+
+
+def _export_rows(qs: Any) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     for row in qs.values_list(*CSV_COLUMNS).iterator(chunk_size=5000):

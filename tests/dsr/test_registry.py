@@ -193,6 +193,7 @@ def test_privacy_page_shows_the_enforced_retention_TRN_1(client, settings) -> No
     assert "deleted after 21 days" in html and "Deleted 21 days after the request" in html
 
 
+@pytest.mark.django_db  # the page reads the processing register
 def test_image_rules_are_declared_and_shown_on_the_privacy_page_IMG_4_TRN_1(
     client, settings
 ) -> None:
