@@ -28,7 +28,7 @@ def _cookie_names(client: Client) -> set[str]:
 
 def _consent(client: Client) -> CookieConsent:
     response = client.get(reverse("consent:cookies"))
-    return response.wsgi_request.consent  # type: ignore[attr-defined]
+    return response.wsgi_request.consent
 
 
 def test_by_default_only_essential_cookies_and_a_banner_CON_4() -> None:
@@ -128,7 +128,7 @@ def test_forged_consent_cookie_counts_as_no_choice() -> None:
     )
     page = client.get(reverse("home"))
     assert b'id="cookie-banner"' in page.content
-    assert not page.wsgi_request.consent.allows("analytics")  # type: ignore[attr-defined]
+    assert not page.wsgi_request.consent.allows("analytics")
 
 
 def test_redirect_after_choice_stays_on_this_site() -> None:
