@@ -15,13 +15,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from django.apps import apps as django_apps
 from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from accounts import roles
 from accounts.models import User
-from consent.defaults import consent_purposes_sync
 from consent.models import ConsentEvent, ConsentPurpose, ConsentText
 from images.models import Photo, PhotoStatus, PortfolioItem, PortfolioStatus, Result, ResultKind
 from images.services.portfolio import portfolio_publish
@@ -83,20 +81,11 @@ def decline_cookies(page: Page) -> None:
         expect(page.locator("#cookie-banner")).to_have_count(0)
 
 
-@pytest.fixture
-def consent_builtins(transactional_db: None) -> None:
-    """The built-in consent purposes come from post_migrate, which an earlier transactional
-    test's flush does not always re-run (roles_sync clears AppConfig.models_module on the
-    global registry): put them back, as staff_roles does for the role groups."""
-    consent_purposes_sync(django_apps)
-
-
 def test_portfolio_permission_publish_show_and_withdraw_in_the_browser_IMG_3(
     settings: Any,
     page: Page,
     browser: Browser,
     staff_roles: None,
-    consent_builtins: None,
     screenshot: Screenshot,
 ) -> None:
     """IMG-3: per-image permission in the browser (the exact wording recorded in the

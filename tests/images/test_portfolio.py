@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.apps import apps as django_apps
 from django.conf import settings as django_settings
 from django.core import signing
 from django.core.files.storage import default_storage
@@ -26,7 +25,6 @@ from PIL import Image
 
 from accounts import roles
 from accounts.models import AuditAction, AuditEvent, User
-from consent.defaults import consent_purposes_sync
 from consent.models import ConsentEvent, ConsentMethod, ConsentPurpose, ConsentText
 from consent.selectors import consent_allows
 from dsr.services.retention import retention_run_all
@@ -53,14 +51,6 @@ from tests.photos import CAMERA_MAKE, selfie_jpeg
 pytestmark = pytest.mark.django_db
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) PortfolioTest/1.0"
-
-
-@pytest.fixture(autouse=True)
-def _consent_builtins(db, roles_present) -> None:
-    """The built-in consent purposes come from post_migrate, which an earlier transactional
-    test's flush does not always re-run (roles_sync clears AppConfig.models_module on the
-    global registry): put them back, as staff_roles does for the role groups."""
-    consent_purposes_sync(django_apps)
 
 
 # --- Helpers -----------------------------------------------------------------------------------
