@@ -11,6 +11,7 @@ import secrets
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from csp.constants import NONE, SELF
@@ -108,6 +109,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.site",
                 "consent.cookies.cookie_context",
+                "consent.context_processors.policy_notice",
             ],
             "libraries": {"forms": "common.templatetags.forms"},
         },
@@ -367,6 +369,18 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 SIGNED_URL_MAX_AGE = min(env.int("SIGNED_URL_MAX_AGE", default=300), 300)
 if AWS_STORAGE_BUCKET_NAME:
     _default_storage["OPTIONS"]["querystring_expire"] = SIGNED_URL_MAX_AGE  # type: ignore[index]
+    # The public portfolio (IMG-3) shows images with <img>, redirected to presigned links:
+    # the CSP must allow the bucket's own origin for images (and nothing wider).
+    _endpoint = env.str("AWS_S3_ENDPOINT_URL", default="")
+    if _endpoint:
+        _parts = urlsplit(_endpoint)
+        _bucket_origins = [f"{_parts.scheme}://{_parts.netloc}"]
+    else:
+        _region = env.str("AWS_S3_REGION_NAME", default="")
+        _bucket_origins = [f"https://{AWS_STORAGE_BUCKET_NAME}.s3.amazonaws.com"]
+        if _region:
+            _bucket_origins.append(f"https://{AWS_STORAGE_BUCKET_NAME}.s3.{_region}.amazonaws.com")
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"].extend(_bucket_origins)
 
 # --- Orders and images ---------------------------------------------------------------------
 ORDER_CURRENCY = env.str("ORDER_CURRENCY", default="EUR").upper()
@@ -437,8 +451,24 @@ if not 1 <= MARKETING_AUDIENCE_RETENTION_DAYS <= 540:
 MARKETING_SEND_RETENTION_DAYS = env.int("MARKETING_SEND_RETENTION_DAYS", default=365)
 MARKETING_FROM_EMAIL = env.str("MARKETING_FROM_EMAIL", default="")  # default: DEFAULT_FROM_EMAIL
 MARKETING_BATCH_SIZE = env.int("MARKETING_BATCH_SIZE", default=500)
+# Double opt-in emails: at most one per address per window, and a cap per client address,
+# so the form cannot be used to flood someone's inbox.
+MARKETING_CONFIRM_THROTTLE_SECONDS = env.int("MARKETING_CONFIRM_THROTTLE_SECONDS", default=600)
+MARKETING_CONFIRM_PER_IP_HOUR = env.int("MARKETING_CONFIRM_PER_IP_HOUR", default=20)
+# Fan-out engine (common/fanout.py): chains of batches run in parallel per campaign/notice;
+# an item failing transiently this many times is given up; a batch stops sending after
+# FANOUT_BATCH_SECONDS (the rest go back to pending); a claim older than
+# FANOUT_CLAIM_TIMEOUT seconds (past Celery's hard time limit) belongs to a dead worker.
+FANOUT_PARALLEL = env.int("FANOUT_PARALLEL", default=2)
+FANOUT_MAX_ATTEMPTS = env.int("FANOUT_MAX_ATTEMPTS", default=5)
+FANOUT_BATCH_SECONDS = env.int("FANOUT_BATCH_SECONDS", default=120)
+FANOUT_CLAIM_TIMEOUT = env.int("FANOUT_CLAIM_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 60)
 # A non-reducing policy change shows a dismissable notice for this many days.
 POLICY_NOTICE_DAYS = env.int("POLICY_NOTICE_DAYS", default=30)
+# Emails per fan-out batch when a rights-reducing policy version is announced to everyone.
+POLICY_NOTICE_BATCH_SIZE = env.int("POLICY_NOTICE_BATCH_SIZE", default=500)
+# Where people write to exercise their rights; shown on the privacy page when set.
+PRIVACY_CONTACT_EMAIL = env.str("PRIVACY_CONTACT_EMAIL", default="")
 
 # --- Email -----------------------------------------------------------------------------------
 EMAIL_URL = env.str("EMAIL_URL", default="")
