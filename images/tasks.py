@@ -35,26 +35,23 @@ def photo_process(self: Any, photo_id: int) -> str:
 
 
 # Below: Celery's own retry with exponential backoff (nothing to undo on a fault).
-@shared_task(
-    autoretry_for=TRANSIENT_STORAGE,
-    retry_backoff=5,
-    retry_backoff_max=600,
-    max_retries=MAX_RETRIES,
-    acks_late=True,
-)
+STORAGE_RETRY: dict[str, Any] = {
+    "autoretry_for": TRANSIENT_STORAGE,
+    "retry_backoff": 5,
+    "retry_backoff_max": 600,
+    "max_retries": MAX_RETRIES,
+    "acks_late": True,
+}
+
+
+@shared_task(**STORAGE_RETRY)
 def result_finalize(result_id: int) -> str:
     from images.services.results import result_finalize as finalize
 
     return finalize(result_id=result_id)
 
 
-@shared_task(
-    autoretry_for=TRANSIENT_STORAGE,
-    retry_backoff=5,
-    retry_backoff_max=600,
-    max_retries=MAX_RETRIES,
-    acks_late=True,
-)
+@shared_task(**STORAGE_RETRY)
 def photo_automate(photo_id: int, steps: list[list[Any]]) -> str:
     from images.services.processing import photo_automate as automate
 
@@ -72,26 +69,14 @@ def photos_sweep() -> dict[str, int]:
 
 
 # The portfolio's copies (IMG-3): made after a publish, deleted after a withdrawal.
-@shared_task(
-    autoretry_for=TRANSIENT_STORAGE,
-    retry_backoff=5,
-    retry_backoff_max=600,
-    max_retries=MAX_RETRIES,
-    acks_late=True,
-)
+@shared_task(**STORAGE_RETRY)
 def portfolio_copies_make(item_id: int) -> str:
     from images.services.portfolio import portfolio_copies_make as make
 
     return make(item_id=item_id)
 
 
-@shared_task(
-    autoretry_for=TRANSIENT_STORAGE,
-    retry_backoff=5,
-    retry_backoff_max=600,
-    max_retries=MAX_RETRIES,
-    acks_late=True,
-)
+@shared_task(**STORAGE_RETRY)
 def portfolio_copies_delete(item_id: int) -> str:
     """Retried with backoff; if every retry fails, the retention rule of PortfolioItem
     (withdrawn_at + 0) deletes the row and its files on its next run."""
