@@ -106,7 +106,6 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -121,6 +120,7 @@ from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
 from common.models import FanoutItem, FanoutStatus
+from common.redisclient import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -293,16 +293,8 @@ def fanout_backoff(attempts: int) -> int:
 # --- Redis: journal, heartbeat, rate -------------------------------------------------------
 
 
-@lru_cache(maxsize=4)
-def _redis_for(url: str) -> Any:
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-
-
 def _redis() -> Any:
-    url = getattr(settings, "REDIS_URL", "")
-    return _redis_for(url) if url else None
+    return redis_client(timeout=2)
 
 
 def _key(*parts: object) -> str:

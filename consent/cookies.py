@@ -148,13 +148,13 @@ def _is_page(request: HttpRequest, response: HttpResponse) -> bool:
 
 def cookie_context(request: HttpRequest) -> dict[str, Any]:
     """Template context: the banner and the first-party integration points (no tracker ships)."""
+    from consent.selectors import cookie_purposes
+
     consent = getattr(request, "consent", None) or CookieConsent(signal=browser_signal(request))
     return {
         "cookie_consent": consent,
         # Lazy: only a page that shows the banner pays the query.
-        "cookie_purposes": SimpleLazyObject(
-            lambda: list(ConsentPurpose.objects.filter(kind="cookie", active=True))
-        ),
+        "cookie_purposes": SimpleLazyObject(lambda: list(cookie_purposes())),
         "analytics_script_url": settings.ANALYTICS_SCRIPT_URL
         if consent.allows(ConsentPurpose.ANALYTICS)
         else "",

@@ -20,6 +20,7 @@ from consent.models import (
     PolicyStatus,
     PolicyVersion,
     ProcessingPurpose,
+    PurposeKind,
     subject_key,
 )
 from dsr.purposes import PURPOSES
@@ -64,6 +65,11 @@ def consent_granted(
             granted=True,
         )
     )
+
+
+def cookie_purposes() -> QuerySet[ConsentPurpose]:
+    """What the banner and the cookie settings page offer, in order."""
+    return ConsentPurpose.objects.filter(kind=PurposeKind.COOKIE, active=True)
 
 
 def consent_states_for(*, user: Any) -> QuerySet[ConsentState]:

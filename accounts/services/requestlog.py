@@ -35,6 +35,7 @@ from ua_parser import parse as parse_user_agent
 from accounts.models import AuditAction, DailyUsage, RequestLog, User
 from accounts.services.audit import audit_log_write
 from common.http import client_ip
+from common.redisclient import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +59,9 @@ return #items
 """
 
 
-@lru_cache(maxsize=1)
 def _redis() -> redis.Redis | None:
-    if not settings.REDIS_URL:
-        return None
     # Short timeouts: a slow Redis must not hold up page views; we fall back to SQL.
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+    return redis_client(timeout=0.5)
 
 
 def _clean(value: str, limit: int) -> str:

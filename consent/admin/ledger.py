@@ -13,7 +13,7 @@ from django.urls import URLPattern, path, reverse
 
 from common.admin import ReadOnlyAdminMixin
 from common.http import client_ip
-from consent.models import ConsentEvent, ConsentPurpose, ConsentState, ConsentText
+from consent.models import ConsentEvent, ConsentPurpose, ConsentState, ConsentText, PurposeKind
 from consent.services.account import consent_record_for_subject
 from consent.services.ledger import ConsentRefused
 
@@ -34,7 +34,7 @@ class ConsentPurposeAdmin(admin.ModelAdmin):
 class RecordForm(forms.Form):
     email = forms.EmailField(help_text="The subject's address (their account's, if they have one).")
     purpose = forms.ModelChoiceField(
-        queryset=ConsentPurpose.objects.filter(active=True).exclude(kind="cookie")
+        queryset=ConsentPurpose.objects.filter(active=True).exclude(kind=PurposeKind.COOKIE)
     )
     granted = forms.TypedChoiceField(
         choices=[("1", "Consent given"), ("0", "Consent withdrawn")],

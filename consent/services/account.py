@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from common.http import RequestMeta
-from consent.models import ConsentMethod, ConsentPurpose
+from consent.models import ConsentMethod, ConsentPurpose, PurposeKind
 from consent.services.ledger import ConsentRefused, consent_record
 
 
@@ -63,7 +63,7 @@ def consent_record_for_subject(
     if not note.strip():
         raise ConsentRefused("Say which written request this records.")
     user = User.objects.filter(email=email).first()
-    if purpose.kind == "cookie":
+    if purpose.kind == PurposeKind.COOKIE:
         raise ConsentRefused("Cookie choices belong to a browser; the subject makes them there.")
     if purpose.is_marketing and not granted:
         from consent.services.marketing import marketing_optout

@@ -26,11 +26,9 @@ class ConsentRefused(ValueError):
 
 def consent_text_get(*, text: str) -> ConsentText:
     """The stored copy of a wording, one row per digest."""
-    digest = ConsentText.digest_of(text)
-    found = ConsentText.objects.filter(digest=digest).first()
-    if found is not None:
-        return found
-    obj, _ = ConsentText.objects.get_or_create(digest=digest, defaults={"text": text})
+    obj, _ = ConsentText.objects.get_or_create(
+        digest=ConsentText.digest_of(text), defaults={"text": text}
+    )
     return obj
 
 

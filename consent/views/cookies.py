@@ -11,7 +11,8 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.views.common import safe_next
 from consent.cookies import CookieConsent, cookie_consent_read, cookie_consent_store
-from consent.models import ConsentMethod, ConsentPurpose, PurposeKind
+from consent.models import ConsentMethod, ConsentPurpose
+from consent.selectors import cookie_purposes
 from consent.services.cookies import cookie_choices_parse, cookie_choices_save
 from consent.services.ledger import ConsentRefused
 
@@ -29,10 +30,7 @@ def _next_url(request: HttpRequest) -> str:
 
 def _page(request: HttpRequest, *, error: str = "", status: int = 200) -> HttpResponse:
     consent = _consent(request)
-    rows = [
-        (purpose, consent.allows(purpose.key))
-        for purpose in ConsentPurpose.objects.filter(kind=PurposeKind.COOKIE, active=True)
-    ]
+    rows = [(purpose, consent.allows(purpose.key)) for purpose in cookie_purposes()]
     return render(
         request,
         "consent/cookies.html",

@@ -290,17 +290,24 @@ def portfolio_unpublish(*, item: PortfolioItem, actor: Any) -> bool:
     """Staff take an item down; its copies are deleted after commit. False if not live."""
     _require_publisher(actor)
     with transaction.atomic():
-        done = PortfolioItem.objects.filter(pk=item.pk, status=PortfolioStatus.PUBLISHED).update(
-            status=PortfolioStatus.UNPUBLISHED, withdrawn_at=timezone.now()
-        )
+        done = _take_down(item, actor=actor, reason="staff")
         if done:
-            audit_log_write(
-                actor=actor,
-                action=AuditAction.PORTFOLIO_UNPUBLISHED,
-                subject=item.customer,
-                detail={"items": [item.pk], "target": item.consent_target, "reason": "staff"},
-            )
             transaction.on_commit(partial(_enqueue_delete, [item.pk]))
+    return done
+
+
+def _take_down(item: PortfolioItem, *, actor: Any, reason: str) -> bool:
+    """Unpublish a live item and audit why (the caller's transaction); False if not live."""
+    done = PortfolioItem.objects.filter(pk=item.pk, status=PortfolioStatus.PUBLISHED).update(
+        status=PortfolioStatus.UNPUBLISHED, withdrawn_at=timezone.now()
+    )
+    if done:
+        audit_log_write(
+            actor=actor,
+            action=AuditAction.PORTFOLIO_UNPUBLISHED,
+            subject=item.customer,
+            detail={"items": [item.pk], "target": item.consent_target, "reason": reason},
+        )
     return bool(done)
 
 
@@ -343,16 +350,7 @@ def _make_copy(source: str, target: str) -> str:
 
 def _give_up(item: PortfolioItem, reason: str) -> str:
     with transaction.atomic():
-        done = PortfolioItem.objects.filter(pk=item.pk, status=PortfolioStatus.PUBLISHED).update(
-            status=PortfolioStatus.UNPUBLISHED, withdrawn_at=timezone.now()
-        )
-        if done:
-            audit_log_write(
-                actor=None,
-                action=AuditAction.PORTFOLIO_UNPUBLISHED,
-                subject=item.customer,
-                detail={"items": [item.pk], "target": item.consent_target, "reason": reason},
-            )
+        _take_down(item, actor=None, reason=reason)
     portfolio_copies_delete(item_id=item.pk)
     return f"unpublished: {reason}"
 
