@@ -184,6 +184,16 @@ class AuditAction(models.TextChoices):
     DISCLOSURE_RECORDED = "disclosure_recorded", "Disclosure to a third party recorded"
     PORTFOLIO_PUBLISHED = "portfolio_published", "Image published to the portfolio"
     PORTFOLIO_UNPUBLISHED = "portfolio_unpublished", "Image removed from the portfolio"
+    DSR_RECEIVED = "dsr_received", "Data-subject request received"
+    DSR_STATUS = "dsr_status", "Data-subject request status changed"
+    DSR_ASSIGNED = "dsr_assigned", "Data-subject request assigned"
+    DSR_EXTENDED = "dsr_extended", "Data-subject request deadline extended"
+    DSR_EXPORT_DOWNLOADED = "dsr_export_downloaded", "Data export downloaded"
+    DSR_ERASED = "dsr_erased", "Personal data erased"
+    DSR_RECTIFIED = "dsr_rectified", "Personal data rectified"
+    DSR_RESTRICTED = "dsr_restricted", "Processing restricted"
+    DSR_RESTRICTION_LIFTED = "dsr_restriction_lifted", "Processing restriction lifted"
+    DSR_CHILD_REPORTED = "dsr_child_reported", "Account reported as a child's"
 
 
 class AuditQuerySet(models.QuerySet["AuditEvent"]):

@@ -195,6 +195,9 @@ CELERY_BEAT_SCHEDULE = {
     "photos-sweep": {"task": "images.tasks.photos_sweep", "schedule": timedelta(minutes=1)},
     # Recovers fan-out batches (campaigns, policy notices) whose worker died, and finishes them.
     "fanout-sweep": {"task": "consent.tasks.fanout_sweep", "schedule": timedelta(minutes=1)},
+    # Data-subject requests: deadline alerts, CCPA confirmations, unverified requests
+    # expiring, account closures whose wait is over, exports and erasures to resume.
+    "dsr-sweep": {"task": "dsr.tasks.tickets_sweep", "schedule": timedelta(minutes=5)},
 }
 
 # --- Retention (LOG-2 and the registry's rules) -------------------------------------------------
@@ -469,6 +472,32 @@ POLICY_NOTICE_DAYS = env.int("POLICY_NOTICE_DAYS", default=30)
 POLICY_NOTICE_BATCH_SIZE = env.int("POLICY_NOTICE_BATCH_SIZE", default=500)
 # Where people write to exercise their rights; shown on the privacy page when set.
 PRIVACY_CONTACT_EMAIL = env.str("PRIVACY_CONTACT_EMAIL", default="")
+
+# --- Data-subject-rights tickets (DSR-1..DSR-6) ------------------------------------------------
+# The holiday calendar of the controller's establishment: GDPR due dates move past its
+# public holidays. CCPA confirmation deadlines use California's (US-CA).
+DSR_CALENDAR = env.str("DSR_CALENDAR", default="IE")
+# Public-form verification: a 6-digit code (and link) valid this many minutes, 5 tries.
+DSR_CODE_MINUTES = env.int("DSR_CODE_MINUTES", default=15)
+DSR_CODE_MAX_TRIES = env.int("DSR_CODE_MAX_TRIES", default=5)
+# A public request never verified is rejected ("identity not verified") after this.
+DSR_UNVERIFIED_DAYS = env.int("DSR_UNVERIFIED_DAYS", default=7)
+# Public-form requests per address per hour (a form must not flood anyone's inbox).
+DSR_PUBLIC_PER_IP_HOUR = env.int("DSR_PUBLIC_PER_IP_HOUR", default=10)
+# Export archives: link valid (and archive kept) this many days; one export per 24 hours.
+DSR_EXPORT_DAYS = env.int("DSR_EXPORT_DAYS", default=7)
+if not 1 <= DSR_EXPORT_DAYS <= 7:
+    raise ImproperlyConfigured("DSR_EXPORT_DAYS must be 1-7: archives live at most a week")
+DSR_EXPORT_MIN_HOURS = env.int("DSR_EXPORT_MIN_HOURS", default=24)
+# "Close my account": days before the erasure starts (the customer may change their mind).
+DSR_CLOSE_ACCOUNT_WAIT_DAYS = env.int("DSR_CLOSE_ACCOUNT_WAIT_DAYS", default=0)
+# Privacy officers are alerted when an open ticket is this many business days from due.
+DSR_ALERT_BUSINESS_DAYS = env.int("DSR_ALERT_BUSINESS_DAYS", default=3)
+# Closed tickets are reduced (subject's email, words and answers removed) after this.
+DSR_TICKET_RETENTION_DAYS = env.int("DSR_TICKET_RETENTION_DAYS", default=3 * 365)
+# Key of the marketing suppression list's hashes (keyed HMAC of erased addresses). It
+# must stay the same for the life of the list; defaults to one derived from SECRET_KEY.
+SUPPRESSION_KEY = env.str("SUPPRESSION_KEY", default="")
 
 # --- Email -----------------------------------------------------------------------------------
 EMAIL_URL = env.str("EMAIL_URL", default="")

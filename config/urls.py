@@ -7,6 +7,7 @@ from consent.views import policy as consent_policy
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("privacy/", consent_policy.privacy_policy, name="privacy"),
+    path("privacy/requests/", include("dsr.urls")),
     path("accounts/", include("accounts.urls")),
     path("orders/", include("orders.urls")),
     path("images/", include("images.urls")),

@@ -541,3 +541,21 @@ class DisclosureSubject(models.Model):
 
     def __str__(self) -> str:
         return f"disclosure {self.disclosure_id}: {self.user_id or self.email}"
+
+
+class MarketingSuppression(models.Model):
+    """An erased person's address, kept only as a keyed hash, so no marketing reaches it.
+
+    The hash is HMAC-SHA256 under SUPPRESSION_KEY of the normalised address: without the
+    key nobody can test an address against the list, and the address itself is gone.
+    """
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=40, help_text="What put it here (e.g. the erasure).")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"suppressed {self.email_hash[:12]}"

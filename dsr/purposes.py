@@ -52,4 +52,8 @@ PURPOSES: dict[str, PurposeDefault] = {
         "Record every disclosure of personal data to a third party (GDPR Art. 5(2), Art. 30)",
         "legal_obligation",
     ),
+    "rights": PurposeDefault(
+        "Answer requests to exercise data-protection rights, and prove we did (GDPR Art. 12-22)",
+        "legal_obligation",
+    ),
 }
