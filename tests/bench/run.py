@@ -24,6 +24,8 @@ from typing import Any
 from tests.bench import (
     bomb,
     campaign,
+    dsr_erasure,
+    dsr_export,
     passport,
     passport_task,
     profile_page,
@@ -54,6 +56,9 @@ BENCHMARKS: dict[str, BenchFn] = {
     "bomb_reject_ms": bomb.bomb_reject_ms,
     "bomb_reject_peak_mib": bomb.bomb_reject_peak_mib,
     "campaign_vs_smtplib_ratio": campaign.campaign_vs_smtplib_ratio,
+    "export_vs_floor_ratio": dsr_export.export_vs_floor_ratio,
+    "export_peak_mib": dsr_export.export_peak_mib,
+    "erasure_vs_floor_ratio": dsr_erasure.erasure_vs_floor_ratio,
 }
 
 
