@@ -12,6 +12,7 @@ import hashlib
 import hmac
 
 from django.conf import settings
+
 from consent.models import MarketingSuppression
 
 
@@ -37,13 +38,13 @@ def suppression_add(*, email: str, source: str) -> bool:
 
 
 def email_suppressed(email: str) -> bool:
-    return bool(email) and MarketingSuppression.objects.filter(
-        email_hash=suppression_hash(email)
-    ).exists()
+    return (
+        bool(email)
+        and MarketingSuppression.objects.filter(email_hash=suppression_hash(email)).exists()
+    )
 
 
 def suppression_remove(*, email: str) -> int:
     """A new, confirmed double opt-in by the person lifts it (their fresh consent)."""
     deleted, _ = MarketingSuppression.objects.filter(email_hash=suppression_hash(email)).delete()
     return deleted
-
