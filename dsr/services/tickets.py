@@ -193,6 +193,7 @@ def ticket_create(
     identity_check: str = IdentityCheck.NONE,
     identity_note: str = "",
     child: bool = False,
+    not_before: Any = None,
     received_at: Any = None,
 ) -> Intake:
     """Open a request (or merge it into an open one of the same type for the subject).
@@ -230,6 +231,7 @@ def ticket_create(
             details=details,
             direct_marketing=direct_marketing,
             child=child,
+            not_before=not_before,
             received_at=now,
             due=due,
             entered_by=actor if channel == Channel.STAFF else None,
