@@ -25,6 +25,14 @@ def ticket_email(ticket_id: int, event: str) -> bool:
     return ticket_email_send(ticket_id=ticket_id, event=event)
 
 
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=30, retry_backoff_max=600, max_retries=8)
+def alert_email(ticket_id: int, officer_id: int) -> bool:
+    """Tell one privacy officer that a request is at risk or overdue (SMTP down: retried)."""
+    from dsr.services.clocks import alert_email_send
+
+    return alert_email_send(ticket_id=ticket_id, officer_id=officer_id)
+
+
 @shared_task(ignore_result=True)
 def export_build(archive_id: int) -> str:
     """Build one export archive; a second delivery finds it claimed or ready (idempotent)."""

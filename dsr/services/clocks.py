@@ -13,12 +13,11 @@ one alert. An extension resets the level (ticket_extend), so the new date alerts
 from __future__ import annotations
 
 import logging
-import smtplib
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
@@ -137,9 +136,7 @@ def _alert(ticket: Ticket, *, level: str, now: datetime, today: date) -> bool:
         for officer in officers:
             notification_create(user=officer, title=title, link=link)
         ticket_id, officer_ids = ticket.pk, [o.pk for o in officers]
-        transaction.on_commit(
-            lambda: alert_emails_send(ticket_id=ticket_id, officer_ids=officer_ids)
-        )
+        transaction.on_commit(lambda: _enqueue_alert_emails(ticket_id, officer_ids))
     return True
 
 
@@ -151,17 +148,25 @@ def alert_title(ticket: Ticket, *, today: date) -> str:
     return f"{ticket.reference} is due {when}: answer it or extend it"
 
 
-def alert_emails_send(*, ticket_id: int, officer_ids: list[int]) -> int:
-    """Email each officer (one message each: officers do not see each other's addresses).
+def _enqueue_alert_emails(ticket_id: int, officer_ids: list[int]) -> None:
+    from dsr.tasks import alert_email
 
-    Runs after commit. The in-site notice was committed with the claim, so an SMTP outage
-    loses no alert: it is logged, and the notice is there for the officer to see.
+    for officer_id in officer_ids:
+        alert_email.delay(ticket_id, officer_id)
+
+
+def alert_email_send(*, ticket_id: int, officer_id: int) -> bool:
+    """Email one officer (officers do not see each other's addresses).
+
+    Runs in a task that retries SMTP faults with backoff; the in-site notice was committed
+    with the claim, so the officer sees the alert on the site meanwhile.
     """
     from accounts.models import User
 
     ticket = Ticket.objects.filter(pk=ticket_id).first()
-    if ticket is None:
-        return 0
+    officer = User.objects.filter(pk=officer_id, is_active=True).exclude(email="").first()
+    if ticket is None or officer is None:
+        return False
     context = {
         "ticket": ticket,
         "title": alert_title(ticket, today=timezone.localdate()),
@@ -171,13 +176,4 @@ def alert_emails_send(*, ticket_id: int, officer_ids: list[int]) -> int:
     }
     subject = " ".join(render_to_string("emails/dsr/alert_subject.txt", context).split())
     body = render_to_string("emails/dsr/alert.txt", context)
-    recipients = User.objects.filter(pk__in=officer_ids, is_active=True).exclude(email="")
-    sent = 0
-    try:
-        with get_connection() as connection:
-            for officer in recipients:
-                message = EmailMessage(subject, body, to=[officer.email], connection=connection)
-                sent += message.send()
-    except (smtplib.SMTPException, OSError):
-        logger.exception("deadline alert email for ticket %s not sent to every officer", ticket_id)
-    return sent
+    return EmailMessage(subject, body, to=[officer.email]).send() == 1
