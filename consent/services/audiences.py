@@ -14,18 +14,38 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import AuditAction
 from accounts.services.audit import audit_log_write
-from consent.models import Audience, AudienceMember, AudienceRule
+from consent.models import Audience, AudienceMember, AudienceRule, ConsentPurpose, ConsentState
 from orders.models import Order, OrderKind
 
 RULE_KINDS = {
     AudienceRule.PASSPORT_CUSTOMERS: OrderKind.PASSPORT,
     AudienceRule.RETOUCH_CUSTOMERS: OrderKind.RETOUCH,
 }
+
+
+def _not_profiled() -> Q:
+    """Customers no audience may take in (the rebuild also drops them as members):
+    restricted (GDPR Art. 18, DSR-1: no profiling), or who said no to marketing (an
+    objection to direct marketing covers profiling for it, Art. 21(2)-(3), CON-2)."""
+    from dsr.selectors import restricted_email_exists, restricted_user_exists
+
+    newsletter = ConsentState.objects.filter(purpose__key=ConsentPurpose.MARKETING_EMAIL, target="")
+    said_no = newsletter.filter(user_id=OuterRef("customer_id"), granted=False)
+    # ... unless they subscribed again since (by address: a double opt-in).
+    said_yes = newsletter.filter(
+        Q(user_id=OuterRef("customer_id")) | Q(email__iexact=OuterRef("customer__email")),
+        granted=True,
+    )
+    return (
+        Q(restricted_user_exists("customer_id"))
+        | Q(restricted_email_exists("customer__email"))
+        | (Q(Exists(said_no)) & ~Q(Exists(said_yes)))
+    )
 
 
 @transaction.atomic
@@ -42,6 +62,7 @@ def audience_build(*, audience: Audience, actor: Any, ip_address: str | None = N
             paid_at__isnull=False,
             paid_at__gte=since,
         )
+        .exclude(_not_profiled())
         .values("customer_id")
         .annotate(last=Max("paid_at"))
         .values_list("customer_id", "last")

@@ -40,10 +40,12 @@ from consent.models import (
     CampaignSend,
     CampaignStatus,
     ConsentPurpose,
+    MarketingSuppression,
     Subscriber,
     SubscriberStatus,
 )
 from consent.selectors import consent_granted
+from consent.services.suppression import suppression_hash
 
 KIND = "consent.campaign"
 MARKETING_EMAIL = ConsentPurpose.MARKETING_EMAIL
@@ -66,11 +68,30 @@ def campaign_audience_filter(campaign: Campaign) -> Q:
     )
 
 
+def not_restricted(prefix: str = "") -> Q:
+    """Subscribers whose processing is not restricted (GDPR Art. 18, DSR-1): by account, by
+    address, or by the account that has the address. *prefix* reaches the Subscriber."""
+    from dsr.models import ProcessingRestriction
+    from dsr.selectors import restricted_email_exists, restricted_user_exists
+
+    by_account_address = ProcessingRestriction.objects.filter(
+        lifted_at__isnull=True, user__email__iexact=OuterRef(f"{prefix}email")
+    )
+    return (
+        ~Q(restricted_user_exists(f"{prefix}user_id"))
+        & ~Q(restricted_email_exists(f"{prefix}email"))
+        & ~Q(restricted_email_exists(f"{prefix}user__email"))
+        & ~Q(Exists(by_account_address))
+    )
+
+
 def campaign_recipients(*, campaign: Campaign) -> QuerySet[Subscriber]:
-    """Who would get the campaign if it were sent now: confirmed, consenting, in audience."""
+    """Who would get the campaign if it were sent now: confirmed, consenting, in audience,
+    not restricted. (Suppressed addresses are keyed hashes: dropped per batch at send.)"""
     return (
         Subscriber.objects.filter(status=SubscriberStatus.CONFIRMED)
         .filter(consent_granted(purpose=MARKETING_EMAIL))
+        .filter(not_restricted())
         .filter(campaign_audience_filter(campaign))
     )
 
@@ -260,14 +281,33 @@ def _load(qs: QuerySet[Any]) -> QuerySet[Any]:
     return qs.values("pk", "attempts", "subscriber_id", "subscriber__email")
 
 
+def _suppressed(rows: list[dict[str, Any]]) -> set[str]:
+    """The batch's addresses on the suppression list (DSR-3, CON-2): one query per batch.
+
+    The list holds keyed hashes, which SQL cannot compute, so the batch's addresses are
+    hashed here and looked up together.
+    """
+    addresses = {r["subscriber__email"] for r in rows if r["subscriber__email"]}
+    hashes = {suppression_hash(address): address for address in addresses}
+    if not hashes:
+        return set()
+    found = MarketingSuppression.objects.filter(email_hash__in=list(hashes)).values_list(
+        "email_hash", flat=True
+    )
+    return {hashes[h] for h in found}
+
+
 def _build(
     template: CampaignTemplate, rows: list[dict[str, Any]]
 ) -> Iterator[Outgoing | Unsendable]:
     message = template.message
+    suppressed = _suppressed(rows)
     for row in rows:
         subscriber_id, address = row["subscriber_id"], row["subscriber__email"]
         if subscriber_id is None:
             continue  # erased since the start: skipped
+        if address in suppressed:
+            continue  # an erased person's address come back: never mailed (skipped)
         try:
             yield message(item_id=row["pk"], subscriber_id=subscriber_id, email_address=address)
         except (ValueError, UnicodeError) as exc:
@@ -275,10 +315,12 @@ def _build(
 
 
 def _eligible() -> Q:
-    # Decided now, per recipient, in the batch's SELECT (CON-1, CON-2).
-    return Q(
-        consent_granted(purpose=MARKETING_EMAIL, subject_ref="subscriber__consent_subject")
-    ) & Q(subscriber__status=SubscriberStatus.CONFIRMED)
+    # Decided now, per recipient, in the batch's SELECT (CON-1, CON-2, DSR-1).
+    return (
+        Q(consent_granted(purpose=MARKETING_EMAIL, subject_ref="subscriber__consent_subject"))
+        & Q(subscriber__status=SubscriberStatus.CONFIRMED)
+        & not_restricted("subscriber__")
+    )
 
 
 def _finished(campaign_id: int) -> None:
@@ -312,7 +354,7 @@ fanout_register(
         load=_load,
         build=_build,
         eligible=_eligible,
-        skip_reason="no marketing consent at send time",
+        skip_reason="no marketing consent at send time (or restricted, or suppressed)",
         claim_filter=lambda: Q(campaign__status=CampaignStatus.SENDING),
         on_finished=_finished,
         open_groups=_open_campaigns,

@@ -34,6 +34,7 @@ from consent.models import (
     subject_key,
 )
 from consent.services.ledger import consent_record, consent_text_get
+from consent.services.suppression import suppression_remove
 from consent.tokens import confirmation_read
 
 MARKETING_EMAIL = ConsentPurpose.MARKETING_EMAIL
@@ -171,6 +172,9 @@ def marketing_subscribe_user(
         meta=meta,
         only_if_changed=True,
     )
+    # A verified address of the account holder asking now: as proven as a confirmation
+    # click, so it lifts a suppression of the address too (DSR-3).
+    suppression_remove(email=address)
     return subscriber
 
 
@@ -218,6 +222,9 @@ def marketing_subscribe_confirm(*, token: str, meta: RequestMeta | None = None) 
     subscriber.confirmed_at = timezone.now()
     subscriber.unsubscribed_at = None
     subscriber.save(update_fields=["status", "confirmed_at", "unsubscribed_at", "updated_at"])
+    # An erased person's address is suppressed (DSR-3); only this click, the person's own
+    # fresh and proven consent, lifts it. Asking for the link never does.
+    suppression_remove(email=subscriber.email)
     return ConfirmResult(ConfirmOutcome.CONFIRMED, subscriber)
 
 

@@ -14,6 +14,7 @@ from images.models import Photo, PhotoStatus, Result, ResultKind
 from images.operations.passport import PassportRejected, passport_make
 from images.passport_specs import DOCUMENT_SPECS
 from images.services.processing import photo_reject, storage_write
+from images.services.restriction import order_hold, order_restricted
 from images.services.stats import image_stat_add
 from orders.models import ActorRole, Order, OrderStatus
 from orders.services.status import order_transition
@@ -72,10 +73,17 @@ def passport_make_results(*, photo: Photo, raw: bytes) -> str:
 
 
 def passport_deliver_if_ready(*, order: Order) -> bool:
-    """Paid and the files exist: deliver (automated, no human review step)."""
+    """Paid and the files exist: deliver (automated, no human review step).
+
+    Not while the subject's processing is restricted (DSR-1): the order waits, says why,
+    and the lift of the restriction delivers it.
+    """
     if order.status != OrderStatus.PAID:
         return False
     if not order.results.filter(kind__in=PAID_KINDS, ready=True).exists():
+        return False
+    if order_restricted(order):
+        order_hold(order=order, what="delivery")
         return False
     order_transition(
         actor=None, order=order, to=OrderStatus.IN_PROGRESS, actor_role=ActorRole.SYSTEM

@@ -200,6 +200,13 @@ def portfolio_publish(*, result: Result, actor: Any, caption: str = "") -> Portf
         )
     customer = result.order.customer
     assert customer is not None  # eligible results belong to an account's order
+    from dsr.selectors import processing_restricted
+
+    if processing_restricted(user=customer):  # GDPR Art. 18 (DSR-1)
+        raise PortfolioRefused(
+            "The customer has restricted the processing of their data: nothing of theirs "
+            "can be published until the restriction is lifted."
+        )
     target = portfolio_target(result.pk)
     with transaction.atomic():
         # Hold the customer's current answer: a withdrawal (which locks the same row to
@@ -294,6 +301,21 @@ def portfolio_unpublish(*, item: PortfolioItem, actor: Any) -> bool:
         if done:
             transaction.on_commit(partial(_enqueue_delete, [item.pk]))
     return done
+
+
+def portfolio_take_down_subject(*, user: Any, actor: Any, reason: str) -> int:
+    """Take down every live item of *user* (a restriction of processing: DSR-1); their
+    copies are deleted after commit. The permissions stay in the ledger. Returns how many."""
+    with transaction.atomic():
+        items = list(
+            PortfolioItem.objects.select_for_update().filter(
+                customer=user, status=PortfolioStatus.PUBLISHED
+            )
+        )
+        done = [item.pk for item in items if _take_down(item, actor=actor, reason=reason)]
+        if done:
+            transaction.on_commit(partial(_enqueue_delete, done))
+    return len(done)
 
 
 def _take_down(item: PortfolioItem, *, actor: Any, reason: str) -> bool:

@@ -27,6 +27,7 @@ from common.storage import storage_delete_everywhere
 from images.models import Photo, PhotoStatus, Result, ResultKind, ScanVerdict
 from images.scanning import ScannerUnavailable, ScanOutcome, scan_bytes
 from images.services.intake import upload_limits
+from images.services.restriction import order_hold, order_restricted
 from images.services.stats import image_stat_add
 from orders.models import Order, OrderKind
 from orders.services.status import order_touch
@@ -69,6 +70,11 @@ def photo_process(*, photo_id: int) -> str:
     photo = photo_claim(photo_id=photo_id)
     if photo is None:
         return "skipped"
+    if order_restricted(photo.order):
+        # Art. 18 (DSR-1): the upload stays as it is, unclaimed, and is queued again when
+        # the restriction is lifted (the stale-claim sweep leaves unclaimed photos alone).
+        photo_release(photo_id=photo.pk)
+        return order_hold(order=photo.order, what=f"photo {photo.pk}")
     raw = _read(photo.upload.name or "")
     if photo.order.kind == OrderKind.PASSPORT:
         from images.services.passport import passport_make_results
@@ -236,6 +242,8 @@ def photo_automate(*, photo_id: int, steps: list[list[object]]) -> str:
     )
     if photo is None:
         return "skipped"
+    if order_restricted(photo.order):  # restricted after the retoucher queued it (DSR-1)
+        return order_hold(order=photo.order, what=f"automated edit of photo {photo.pk}")
     chain = [(str(name), dict(params)) for name, params in steps]  # type: ignore[call-overload]
     with Image.open(io.BytesIO(_read(photo.file.name or ""))) as img:
         img.load()

@@ -17,6 +17,7 @@ from images.models import Photo, PhotoStatus, Result, ResultKind, ScanVerdict
 from images.operations.retouch import OPERATIONS
 from images.services.intake import UploadRefused, quarantine, upload_limits, uploads_screen
 from images.services.processing import storage_write
+from images.services.restriction import order_restricted
 from orders.models import Order, OrderStatus
 from orders.services.status import TransitionRefused, order_touch
 
@@ -28,6 +29,11 @@ def _require_working(actor: User, order: Order) -> None:
         raise TransitionRefused("Only the retoucher assigned to this order can add results.")
     if order.status not in WORK_STATUSES:
         raise TransitionRefused("Start work on the order first (it must be in progress).")
+    if order_restricted(order):
+        raise TransitionRefused(
+            "The customer has restricted the processing of their data: no work on this "
+            "order until the restriction is lifted."
+        )
 
 
 def results_upload(

@@ -62,6 +62,17 @@ def transition_allowed(order: Order, to: str) -> bool:
     return kind is None or kind == order.kind
 
 
+def _refuse_if_restricted(order: Order) -> None:
+    """GDPR Art. 18 (DSR-1): no work starts on a restricted subject's order."""
+    from dsr.selectors import processing_restricted
+
+    if processing_restricted(user=order.customer, email=order.guest_email):
+        raise TransitionRefused(
+            f"Order {order.reference}: the customer has restricted the processing of their "
+            "data, so no work can start until the restriction is lifted."
+        )
+
+
 def order_touch(*, order: Order) -> None:
     """Restart the deletion clock (IMG-4): something about the order's images changed."""
     order.last_edited_at = timezone.now()
@@ -85,6 +96,8 @@ def order_transition(
             f"Order {locked.reference} is {locked.get_status_display().lower()}; "
             f"it cannot become {OrderStatus(to).label.lower()}."
         )
+    if to == S.IN_PROGRESS:
+        _refuse_if_restricted(locked)
     now = timezone.now()
     previous = locked.status
     locked.status = to
