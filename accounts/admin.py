@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
@@ -93,6 +94,43 @@ class UserAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # people sign up themselves; staff accounts via createsuperuser/demo
+
+    actions = ["report_child"]
+
+    def has_report_child_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("dsr.report_child")
+
+    @admin.action(description="Reported as under 13: erase now", permissions=["report_child"])
+    def report_child(self, request: HttpRequest, queryset: QuerySet[User]) -> Any:
+        """ACC-5: a confirmation page with how we learned it, then an erasure each, at once."""
+        from dsr.services.erasure import dsr_child_report
+        from dsr.services.tickets import TicketRefused
+
+        note = (request.POST.get("note") or "").strip()
+        if "confirm" not in request.POST or not note:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Report as a child's account and erase it now",
+                "opts": self.model._meta,
+                "users": queryset,
+                "note": note,
+                "missing_note": "confirm" in request.POST,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            }
+            status = 400 if "confirm" in request.POST else 200
+            return TemplateResponse(
+                request, "admin/accounts/user/report_child.html", context, status=status
+            )
+        for user in queryset:
+            try:
+                ticket = dsr_child_report(user=user, actor=cast(User, request.user), note=note)
+            except TicketRefused as exc:
+                self.message_user(request, f"{user.pk}: {exc.message}", level=messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"{ticket.reference}: account {user.pk} is being erased."
+                )
+        return None
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Deleting a person is an erasure: it goes through a data-subject-rights ticket.

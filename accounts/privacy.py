@@ -44,12 +44,21 @@ def _register() -> None:
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
     from django.conf import settings
     from django.contrib.admin.models import LogEntry
+    from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
     from django.contrib.sessions.models import Session
     from django.db.models import Q
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from accounts.models import AuditEvent, Notification, RecoveryCode, RequestLog, User
-    from dsr.registry import Anonymise, Category, Delete, PersonalData, Retention, registry
+    from dsr.registry import (
+        Anonymise,
+        Category,
+        Delete,
+        PersonalData,
+        Retention,
+        erased_email,
+        registry,
+    )
 
     def days(setting: str) -> Callable[[], timedelta]:
         # Read at run time, so a changed setting changes the rule (and the privacy page).
@@ -63,8 +72,18 @@ def _register() -> None:
             fields={name: cat for name, (cat, _) in USER_FIELDS.items()},
             export=tuple(n for n in USER_FIELDS if n != "password"),
             file_fields=("profile_image",),
+            # The row stays (orders and invoices kept for the law point at it) with nothing
+            # of the person: a unique placeholder address, no password, no profile.
+            # email_verified_at stays set so the unverified-account purge never picks the
+            # erased row (orders PROTECT it).
             erasure=Anonymise(
                 {
+                    "email": erased_email,
+                    "password": UNUSABLE_PASSWORD_PREFIX,
+                    "country": "",
+                    "preferred_currency": "",
+                    "age_confirmed_at": None,
+                    "last_login": None,
                     "full_name": "",
                     "phone": "",
                     "company_name": "",

@@ -42,12 +42,40 @@ class Delete:
 
 @dataclass(frozen=True)
 class Anonymise:
-    """Overwrite the listed fields with the given values; the row stays."""
+    """Overwrite the listed fields with the given values; the row stays.
+
+    A value may be a callable ``lambda row: value``, evaluated per row by the erasure (a
+    unique column such as the account's email cannot take one constant for every row).
+    """
 
     values: Mapping[str, Any]
 
     def describe(self) -> str:
         return "anonymised (" + ", ".join(sorted(self.values)) + ")"
+
+    @property
+    def constant(self) -> dict[str, Any]:
+        return {k: v for k, v in self.values.items() if not callable(v)}
+
+    @property
+    def per_row(self) -> dict[str, Callable[[Any], Any]]:
+        return {k: v for k, v in self.values.items() if callable(v)}
+
+    def row_values(self, row: Any) -> dict[str, Any]:
+        return {k: v(row) if callable(v) else v for k, v in self.values.items()}
+
+
+# The address an erased account is left with: unique per row, and in a domain reserved by
+# RFC 2606 (.invalid), so no mail to it can ever reach anyone.
+ERASED_EMAIL_DOMAIN = "erased.invalid"
+
+
+def erased_email(row: Any) -> str:
+    return f"erased-{row.pk}@{ERASED_EMAIL_DOMAIN}"
+
+
+def is_erased_email(email: str) -> bool:
+    return (email or "").lower().endswith("@" + ERASED_EMAIL_DOMAIN)
 
 
 @dataclass(frozen=True)

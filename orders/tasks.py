@@ -15,5 +15,7 @@ def order_status_email(order_id: int, status: str) -> bool:
     order = Order.objects.select_related("customer").filter(pk=order_id).first()
     if order is None or not order.contact_email:
         return False
+    if order.customer is not None and not order.customer.is_active:
+        return False  # a closed or erased account (DSR-3): nobody to tell at that address
     order_status_email_send(order, status)
     return True
