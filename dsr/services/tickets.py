@@ -500,5 +500,6 @@ _EVENT_TITLES = {
     "fulfilled": "done",
     "rejected": "not fulfilled",
     "awaiting": "waiting for a decision",
+    "awaiting_orders": "waiting for your orders to finish",
     "restriction_lifted": "restriction lifted",
 }
