@@ -32,6 +32,7 @@ from dsr.models import (
 )
 from dsr.services.tickets import (
     TicketRefused,
+    ticket_audit,
     ticket_fulfil,
     ticket_note,
     ticket_notify_subject,
@@ -68,16 +69,6 @@ def _subject(ticket: Ticket) -> tuple[User | None, str]:
     user = ticket.user
     email = (ticket.email or (user.email if user is not None else "")).strip().lower()
     return user, email
-
-
-def _audit(ticket: Ticket, action: AuditAction, *, actor: User | None, **detail: Any) -> None:
-    # The reference, type and ids only: the audit log holds no more of the subject.
-    audit_log_write(
-        actor=actor,
-        action=action,
-        subject=ticket.user,
-        detail={"ticket": ticket.reference, "type": ticket.type, **detail},
-    )
 
 
 def _require(actor: User | None, perm: str, what: str) -> User:
@@ -141,7 +132,7 @@ def _restrict(ticket: Ticket, *, actor: User | None) -> tuple[ProcessingRestrict
             ticket=ticket,
             reason=f"{ticket.get_type_display()} request {ticket.reference}",
         )
-        _audit(ticket, AuditAction.DSR_RESTRICTED, actor=actor, restriction=restriction.pk)
+        ticket_audit(ticket, AuditAction.DSR_RESTRICTED, actor=actor, restriction=restriction.pk)
     account = user or (User.objects.filter(email__iexact=email).first() if email else None)
     taken_down = 0
     if account is not None:
@@ -522,7 +513,7 @@ def rectification_apply(
         if not changed:
             raise TicketRefused("The values given are the ones already held: nothing to correct.")
         user_update_by_staff(actor=actor, user=user, changed_fields=changed, ip_address=None)
-        _audit(ticket, AuditAction.DSR_RECTIFIED, actor=actor, fields=changed)
+        ticket_audit(ticket, AuditAction.DSR_RECTIFIED, actor=actor, fields=changed)
         labels = [_label(n) for n in changed]
         text = f"We corrected your {', '.join(labels)} as you asked."
         if note.strip():

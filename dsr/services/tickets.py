@@ -114,7 +114,7 @@ def _event(
     )
 
 
-def _audit(ticket: Ticket, action: AuditAction, *, actor: User | None, **detail: Any) -> None:
+def ticket_audit(ticket: Ticket, action: AuditAction, *, actor: User | None, **detail: Any) -> None:
     # The reference and type only: the audit log must hold no more of the subject than
     # the ticket itself (erasure anonymises the subject's audit rows anyway).
     audit_log_write(
@@ -247,7 +247,7 @@ def ticket_create(
                 )
                 ticket.save(update_fields=["repeat_of", "flag"])
         _event(ticket, TicketEventKind.CREATED, actor=actor, to_status=ticket.status)
-        _audit(ticket, AuditAction.DSR_RECEIVED, actor=actor, channel=channel)
+        ticket_audit(ticket, AuditAction.DSR_RECEIVED, actor=actor, channel=channel)
         ticket_notify_subject(ticket=ticket, event="received")
         if due.confirm_due is not None:
             ticket_confirm_receipt(ticket=ticket)
@@ -320,7 +320,7 @@ def ticket_transition(
             to_status=to,
             note=note,
         )
-        _audit(locked, AuditAction.DSR_STATUS, actor=actor, **{"from": previous, "to": to})
+        ticket_audit(locked, AuditAction.DSR_STATUS, actor=actor, **{"from": previous, "to": to})
     ticket.refresh_from_db()
     return ticket
 
@@ -368,7 +368,7 @@ def ticket_assign(*, ticket: Ticket, assignee: User | None, actor: User) -> Tick
         locked.save(update_fields=["assignee", "updated_at"])
         who = assignee.email if assignee else "nobody"
         _event(locked, TicketEventKind.ASSIGNED, actor=actor, note=f"Assigned to {who}.")
-        _audit(locked, AuditAction.DSR_ASSIGNED, actor=actor, assignee=who)
+        ticket_audit(locked, AuditAction.DSR_ASSIGNED, actor=actor, assignee=who)
     ticket.refresh_from_db()
     return ticket
 
@@ -403,7 +403,7 @@ def ticket_extend(*, ticket: Ticket, actor: User, reason: str, today: date | Non
             actor=actor,
             note=f"Due {locked.extended_due:%Y-%m-%d}. Reason: {reason}",
         )
-        _audit(locked, AuditAction.DSR_EXTENDED, actor=actor, due=str(locked.extended_due))
+        ticket_audit(locked, AuditAction.DSR_EXTENDED, actor=actor, due=str(locked.extended_due))
         ticket_notify_subject(ticket=locked, event="extended")
     ticket.refresh_from_db()
     return ticket

@@ -222,3 +222,16 @@ def screenshot() -> Callable[..., Path]:
         return path
 
     return take
+
+
+def log_in(page: Page, email: str, code: str | None = None, *, password: str | None = None) -> None:
+    """Log in through the form; *code* answers the second-factor step when given."""
+    from tests.factories import PASSWORD
+
+    page.goto("/accounts/login/")
+    page.fill("#id_email", email)
+    page.fill("#id_password", password or PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    if code is not None:
+        page.fill("#id_code", code)
+        page.get_by_role("button", name="Verify").click()

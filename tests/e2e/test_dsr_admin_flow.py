@@ -20,27 +20,17 @@ from accounts import roles
 from accounts.models import Notification, User
 from dsr.models import Channel, IdentityCheck, RequestType, Ticket, TicketStatus
 from dsr.services.tickets import ticket_create
-from tests.e2e.conftest import Mailbox, fresh_totp
-from tests.factories import PASSWORD, UserFactory
+from tests.e2e.conftest import Mailbox, fresh_totp, log_in
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page: Page, email: str, code: str | None = None) -> None:
-    page.goto("/accounts/login/")
-    page.fill("#id_email", email)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    if code is not None:
-        page.fill("#id_code", code)
-        page.get_by_role("button", name="Verify").click()
 
 
 def _officer_logs_in(page: Page) -> User:
     officer = UserFactory(email="officer-dsr@example.com", role=roles.PRIVACY_OFFICER)
     device = TOTPDevice.objects.create(user=officer, name="app", confirmed=True)
     code, _ = fresh_totp(base64.b32encode(device.bin_key).decode())
-    _log_in(page, officer.email, code)
+    log_in(page, officer.email, code)
     return officer
 
 

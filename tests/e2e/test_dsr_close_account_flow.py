@@ -21,7 +21,7 @@ from dsr.services.erasure import erasure_leftovers
 from images.models import Photo, Result
 from orders.models import Invoice, Order, OrderStatus, Payment
 from tests.conftest import s3_bucket
-from tests.e2e.conftest import Mailbox
+from tests.e2e.conftest import Mailbox, log_in
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -81,13 +81,6 @@ def _customer_with_a_delivered_order(email: str) -> tuple[Any, Invoice, list[str
     return user, invoice, [str(f.name) for f in (photo.file, result.file, user.profile_image)]
 
 
-def _log_in(page: Page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.fill("#id_email", email)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-
-
 def _wait_fulfilled(user_id: int, timeout: float = 60.0) -> Ticket:
     deadline = time.monotonic() + timeout
     while True:
@@ -121,7 +114,7 @@ def test_customer_closes_the_account_and_is_erased_DSR_3_ORD_4(
     user, invoice, files = _customer_with_a_delivered_order(email)
     assert set(files) <= set(_all_keys(settings))
 
-    _log_in(page, email)
+    log_in(page, email)
     expect(page.get_by_role("heading", name="My profile")).to_be_visible()
     page.locator("#close-account-section").get_by_role("link", name="Close my account").click()
     expect(page.get_by_role("heading", name="Close my account")).to_be_visible()
@@ -154,6 +147,6 @@ def test_customer_closes_the_account_and_is_erased_DSR_3_ORD_4(
     assert f"invoices are kept, reduced to what tax law needs, until {purge}" in body
 
     # They can no longer log in.
-    _log_in(page, email)
+    log_in(page, email)
     expect(page.locator("main")).to_contain_text("The email address or password is not correct")
     screenshot(page, "dsr-close-account-login-refused")

@@ -21,17 +21,14 @@ from consent.models import ConsentMethod, ConsentPurpose
 from consent.services.ledger import consent_record
 from dsr.models import ArchiveStatus, Ticket, TicketEventKind
 from tests.dsr.test_export import _bytes, _order
-from tests.e2e.conftest import Mailbox, link_in
-from tests.factories import PASSWORD, UserFactory
+from tests.e2e.conftest import Mailbox, link_in, log_in
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def _log_in(page: Page, email: str) -> None:
-    page.goto("/accounts/login/")
-    page.fill("#id_email", email)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, email)
     expect(page.get_by_role("heading", name="My profile")).to_be_visible()
 
 

@@ -22,20 +22,10 @@ from accounts.models import Notification
 from dsr.models import ProcessingRestriction, Ticket, TicketStatus
 from orders.models import Order, OrderKind, OrderStatus
 from orders.services import TransitionRefused, order_start_work
-from tests.e2e.conftest import Mailbox, fresh_totp
-from tests.factories import PASSWORD, UserFactory
+from tests.e2e.conftest import Mailbox, fresh_totp, log_in
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page: Page, email: str, code: str | None = None) -> None:
-    page.goto("/accounts/login/")
-    page.fill("#id_email", email)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    if code is not None:
-        page.fill("#id_code", code)
-        page.get_by_role("button", name="Verify").click()
 
 
 def _officer_page(browser: Browser, base_url: str) -> Page:
@@ -45,7 +35,7 @@ def _officer_page(browser: Browser, base_url: str) -> Page:
     context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
-    _log_in(page, officer.email, code)
+    log_in(page, officer.email, code)
     return page
 
 
@@ -69,7 +59,7 @@ def test_customer_restricts_processing_and_an_officer_lifts_it_DSR_1(
     )
 
     # The customer asks from the account's privacy page.
-    _log_in(page, customer.email)
+    log_in(page, customer.email)
     page.goto("/privacy/requests/")
     page.check("input[name=type][value=restriction]")
     page.get_by_role("button", name="Send my request").click()

@@ -18,27 +18,17 @@ from accounts.models import RequestLog
 from accounts.tasks import request_log_flush
 from dsr.models import RetentionRun
 from dsr.tasks import retention_run
-from tests.e2e.conftest import fresh_totp
-from tests.factories import PASSWORD, UserFactory
+from tests.e2e.conftest import fresh_totp, log_in
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page: Page, email: str, code: str | None = None) -> None:
-    page.goto("/accounts/login/")
-    page.fill("#id_email", email)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    if code is not None:
-        page.fill("#id_code", code)
-        page.get_by_role("button", name="Verify").click()
 
 
 def test_browser_requests_are_logged_then_purged_and_reported_LOG_1_LOG_2(
     page: Page, staff_roles: None, screenshot: Any
 ) -> None:
     customer = UserFactory(email="logged@example.com")
-    _log_in(page, customer.email)
+    log_in(page, customer.email)
     expect(page.get_by_role("heading", name="My profile")).to_be_visible()
     page.goto("/privacy/?page=2")
     page.goto("/accounts/verify/eyJ1IjoxfQ:1xUtod:lItPPKDZIl0ch03NhcRIX1AJhbRifv/")
@@ -68,7 +58,7 @@ def test_browser_requests_are_logged_then_purged_and_reported_LOG_1_LOG_2(
     device = TOTPDevice.objects.create(user=officer, name="app", confirmed=True)
     page.context.clear_cookies()
     code, _ = fresh_totp(base64.b32encode(device.bin_key).decode())
-    _log_in(page, officer.email, code)
+    log_in(page, officer.email, code)
     page.goto("/admin/dsr/retentionrun/")
     expect(page.locator("#result_list")).to_contain_text("accounts.RequestLog")
     page.goto("/admin/dsr/personaldatamap/")
