@@ -194,6 +194,8 @@ class AuditAction(models.TextChoices):
     DSR_RESTRICTED = "dsr_restricted", "Processing restricted"
     DSR_RESTRICTION_LIFTED = "dsr_restriction_lifted", "Processing restriction lifted"
     DSR_CHILD_REPORTED = "dsr_child_reported", "Account reported as a child's"
+    BREACH_DECLARED = "breach_declared", "Breach incident declared"
+    BREACH_CONFIRMED = "breach_confirmed", "Breach confirmed and its scope frozen"
 
 
 class AuditQuerySet(models.QuerySet["AuditEvent"]):

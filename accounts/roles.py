@@ -86,6 +86,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "dsr.view_erasurestep",
         "dsr.view_processingrestriction",
         "dsr.change_processingrestriction",
+        "dsr.view_incident",
+        "dsr.add_incident",
+        "dsr.change_incident",
+        "dsr.confirm_incident",
+        "dsr.view_incidentrecipient",
+        "dsr.view_breachnotice",
     ],
     # Newsletters and the public portfolio; never a customer's private images or orders.
     MARKETING: [

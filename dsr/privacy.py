@@ -147,4 +147,38 @@ def _register() -> None:
     registry.exempt("dsr.ErasureStep", "Counts per step of an erasure; no personal data.")
 
 
+def _register_breach() -> None:
+    from dsr.models import BreachNotice, IncidentRecipient
+    from dsr.registry import Anonymise, Category, Delete, PersonalData, erased_email, registry
+
+    registry.register(
+        PersonalData(
+            model=IncidentRecipient,
+            subject="user",
+            subject_email="email",
+            purpose="breach",
+            fields={"email": Category.CONTACT, "sent_at": Category.SECURITY},
+            export=("incident", "status", "sent_at"),
+            # The register must still count who was told: the row stays, the address goes.
+            erasure=Anonymise({"email": erased_email, "user": None}),
+            description="Who was notified of a personal-data breach, and when (BRE-1).",
+        )
+    )
+    registry.register(
+        PersonalData(
+            model=BreachNotice,
+            subject="user",
+            purpose="breach",
+            fields={"acknowledged_at": Category.SECURITY},
+            export=("incident", "created_at", "acknowledged_at"),
+            erasure=Delete(),
+            description="In-site breach notices and whether they were acknowledged.",
+        )
+    )
+    registry.exempt(
+        "dsr.Incident", "The breach register: written by staff about the incident, not a person."
+    )
+
+
 _register()
+_register_breach()

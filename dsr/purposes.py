@@ -56,4 +56,9 @@ PURPOSES: dict[str, PurposeDefault] = {
         "Answer requests to exercise data-protection rights, and prove we did (GDPR Art. 12-22)",
         "legal_obligation",
     ),
+    "breach": PurposeDefault(
+        "Tell people affected by a personal-data breach, and keep the breach register "
+        "(GDPR Art. 33-34)",
+        "legal_obligation",
+    ),
 }

@@ -1,5 +1,6 @@
 """Models of the dsr app: retention reports, data-subject requests, breach incidents."""
 
+from dsr.models.breach import BreachNotice, Incident, IncidentRecipient, IncidentStatus
 from dsr.models.retention import (
     PersonalDataMap,
     RetentionClaim,
@@ -34,10 +35,14 @@ __all__ = [
     "TRANSITIONS",
     "AlertLevel",
     "ArchiveStatus",
+    "BreachNotice",
     "Channel",
     "ErasureStep",
     "ExportArchive",
     "IdentityCheck",
+    "Incident",
+    "IncidentRecipient",
+    "IncidentStatus",
     "Jurisdiction",
     "PersonalDataMap",
     "ProcessingRestriction",
