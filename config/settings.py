@@ -110,6 +110,7 @@ TEMPLATES = [
                 "accounts.context_processors.site",
                 "consent.cookies.cookie_context",
                 "consent.context_processors.policy_notice",
+                "dsr.context_processors.breach_notice",
             ],
             "libraries": {"forms": "common.templatetags.forms"},
         },
@@ -495,6 +496,11 @@ DSR_CLOSE_ACCOUNT_WAIT_DAYS = env.int("DSR_CLOSE_ACCOUNT_WAIT_DAYS", default=0)
 DSR_ALERT_BUSINESS_DAYS = env.int("DSR_ALERT_BUSINESS_DAYS", default=3)
 # Closed tickets are reduced (subject's email, words and answers removed) after this.
 DSR_TICKET_RETENTION_DAYS = env.int("DSR_TICKET_RETENTION_DAYS", default=3 * 365)
+# Breach emails per second across all workers (the provider's sending limit); 0 = unlimited.
+# Confirming warns when the recipients cannot be told within 1 business day at this rate.
+BREACH_SEND_RATE = env.float("BREACH_SEND_RATE", default=0)
+# Breach emails claimed per fan-out batch (one SMTP connection, a few SQL queries each).
+BREACH_BATCH_SIZE = env.int("BREACH_BATCH_SIZE", default=500)
 # Key of the marketing suppression list's hashes (keyed HMAC of erased addresses). It
 # must stay the same for the life of the list; defaults to one derived from SECRET_KEY.
 SUPPRESSION_KEY = env.str("SUPPRESSION_KEY", default="")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dsr.views import account, download, public
+from dsr.views import account, breach, download, public
 
 app_name = "dsr"
 
@@ -12,5 +12,7 @@ urlpatterns = [
     path("public/verify/<str:token>/", public.public_verify, name="public_verify"),
     path("public/link/<str:token>/", public.public_verify_link, name="public_verify_link"),
     path("download/<str:token>/", download.archive_download, name="download"),
+    path("breach/<int:notice_id>/", breach.breach_notice, name="breach_notice"),
+    path("breach/<int:notice_id>/ack/", breach.breach_ack, name="breach_ack"),
     path("<str:reference>/", account.ticket_detail, name="ticket"),
 ]

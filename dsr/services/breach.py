@@ -19,6 +19,7 @@ from accounts.models import AuditAction, User
 from accounts.services import audit_log_write
 from dsr import calendar
 from dsr.models import BreachNotice, Incident, IncidentRecipient, IncidentStatus
+from dsr.services.breach_notify import incident_notify_start
 from dsr.services.breach_scope import (
     ScopeError,
     breach_scope_guest_emails,
@@ -135,5 +136,7 @@ def incident_confirm(*, incident: Incident, actor: User, now: datetime | None = 
                 "accounts": recipients,
             },
         )
+        # Emails start when this transaction commits (fanout_enqueue uses on_commit).
+        incident_notify_start(incident=locked, actor=actor)
     incident.refresh_from_db()
     return incident

@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def _parts() -> list[tuple[str, Callable[..., Any]]]:
+    from dsr.services.breach_notify import breach_alert_sweep
     from dsr.services.clocks import tickets_alert_sweep
     from dsr.services.erasure import erasure_resume
     from dsr.services.export import export_resume
@@ -27,6 +28,7 @@ def _parts() -> list[tuple[str, Callable[..., Any]]]:
         ("unverified", tickets_expire_unverified),
         ("exports", export_resume),
         ("erasures", erasure_resume),
+        ("breach_alerts", breach_alert_sweep),
     ]
 
 
