@@ -596,7 +596,20 @@ def _send_all(
     """Send until done (True), or until the deadline or a dropped connection (False)."""
     transient = _transient()
     throttle = Throttle(kind.name, kind.rate_limit() if kind.rate_limit else None)
-    with _Sender() as sender, contextlib.closing(journal):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.closing(journal))
+        try:
+            sender = stack.enter_context(_Sender())
+        except transient as exc:
+            # The server cannot be reached: nothing was attempted, so every message of
+            # the batch goes back with a retry (and its backoff) instead of a crash.
+            outcome.abort_error = _describe(exc)
+            for out in messages:
+                if isinstance(out, Unsendable):
+                    outcome.failed[out.item_id] = out.error[:300]
+                else:
+                    outcome.retry[out.item_id] = outcome.abort_error
+            return False
         for out in messages:
             if isinstance(out, Unsendable):
                 outcome.failed[out.item_id] = out.error[:300]
