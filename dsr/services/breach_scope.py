@@ -78,7 +78,9 @@ def _category_users(categories: list[str]) -> Q:
 def _rule_users(rule: dict[str, Any]) -> Q:
     kind = rule.get("kind")
     if kind == "everyone":
-        return Q()
+        # Not Q(): OR-ing an empty Q into Q(pk__in=[]) drops it, and "everyone" would
+        # find nobody.
+        return Q(pk__isnull=False)
     if kind == "categories":
         categories = [str(c) for c in rule.get("categories") or []]
         if not categories:
