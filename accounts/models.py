@@ -196,6 +196,11 @@ class AuditAction(models.TextChoices):
     DSR_CHILD_REPORTED = "dsr_child_reported", "Account reported as a child's"
     BREACH_DECLARED = "breach_declared", "Breach incident declared"
     BREACH_CONFIRMED = "breach_confirmed", "Breach confirmed and its scope frozen"
+    BREACH_UPDATED = "breach_updated", "Breach incident updated"
+    BREACH_AUTHORITY_NOTIFIED = "breach_authority_notified", "Breach notified to the authority"
+    BREACH_NOTIFYING = "breach_notifying", "Breach notification of the affected started"
+    BREACH_NOTIFIED = "breach_notified", "Every affected person notified of a breach"
+    BREACH_ALERT = "breach_alert", "Breach notification deadline alert"
 
 
 class AuditQuerySet(models.QuerySet["AuditEvent"]):

@@ -32,7 +32,12 @@ from common.admin import ReadOnlyAdminMixin
 from dsr import calendar
 from dsr.admin.breach_forms import IncidentForm, ScopeRuleForm, rule_text
 from dsr.models import BreachNotice, Incident, IncidentRecipient, IncidentStatus
-from dsr.services.breach import IncidentRefused, incident_confirm, incident_create
+from dsr.services.breach import (
+    IncidentRefused,
+    incident_confirm,
+    incident_create,
+    incident_update,
+)
 from dsr.services.breach_scope import ScopeError, breach_scope_preview
 
 # Under this much time left a clock shows "at risk" (amber) rather than "ok".
@@ -284,7 +289,9 @@ class IncidentAdmin(admin.ModelAdmin):
     # --- Saving: a new incident goes through the service (reference, clock, audit) ----------
     def save_model(self, request: HttpRequest, obj: Incident, form: Any, change: bool) -> None:
         if change:
-            obj.save()
+            incident_update(
+                incident=obj, actor=cast(User, request.user), changed=list(form.changed_data)
+            )
             return
         data = {
             k: v

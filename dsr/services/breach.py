@@ -64,6 +64,24 @@ def incident_create(
     return incident
 
 
+def incident_update(*, incident: Incident, actor: User, changed: list[str]) -> Incident:
+    """Save staff's edits of the register entry, audited with the fields' names.
+
+    Recording the authority notification gets its own audit action (Art. 33 evidence).
+    """
+    with transaction.atomic():
+        incident.save()
+        authority = {"authority_notified_at", "authority_reference"} & set(changed)
+        audit_log_write(
+            actor=actor,
+            action=(
+                AuditAction.BREACH_AUTHORITY_NOTIFIED if authority else AuditAction.BREACH_UPDATED
+            ),
+            detail={"incident": incident.reference, "fields": sorted(changed)},
+        )
+    return incident
+
+
 def _insert_select(sql: str, params: list[Any]) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -118,8 +118,8 @@ def _finished(group_id: int) -> None:
             counts = fanout_progress(kind=KIND, group_id=group_id)
             audit_log_write(
                 actor=None,
-                action=AuditAction.BREACH_CONFIRMED,
-                detail={"incident": incident.reference, "step": "notified", **counts},
+                action=AuditAction.BREACH_NOTIFIED,
+                detail={"incident": incident.reference, **counts},
             )
 
 
@@ -208,10 +208,9 @@ def incident_notify_start(*, incident: Incident, actor: User) -> RateCheck:
             )
         audit_log_write(
             actor=actor,
-            action=AuditAction.BREACH_CONFIRMED,
+            action=AuditAction.BREACH_NOTIFYING,
             detail={
                 "incident": incident.reference,
-                "step": "sending",
                 "recipients": check.recipients,
                 "rate_ok": check.ok,
             },
@@ -285,7 +284,7 @@ def breach_alert_sweep(*, now: datetime) -> dict[str, int]:
         for threshold in due:
             with transaction.atomic():
                 marker = AuditEvent.objects.filter(
-                    action=AuditAction.BREACH_CONFIRMED,
+                    action=AuditAction.BREACH_ALERT,
                     detail__incident=incident.reference,
                     detail__alert=threshold,
                 )
@@ -299,7 +298,7 @@ def breach_alert_sweep(*, now: datetime) -> dict[str, int]:
                 )
                 audit_log_write(
                     actor=None,
-                    action=AuditAction.BREACH_CONFIRMED,
+                    action=AuditAction.BREACH_ALERT,
                     detail={"incident": incident.reference, "alert": threshold, "left": remaining},
                 )
                 alerts += 1

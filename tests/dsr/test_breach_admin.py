@@ -128,6 +128,12 @@ def test_a_late_authority_notification_requires_the_reasons_for_delay_BRE_1(
     incident.refresh_from_db()
     assert incident.authority_reference == "DPC-2026-17"
     assert incident.authority_delay_reason == "Forensics first."
+    # The authority notification is evidence (Art. 33): audited with the actor.
+    from accounts.models import AuditAction, AuditEvent
+
+    event = AuditEvent.objects.get(action=AuditAction.BREACH_AUTHORITY_NOTIFIED)
+    assert event.detail["incident"] == incident.reference
+    assert "authority_reference" in event.detail["fields"] and event.actor is not None
     html = officer_client.get(url).content.decode()
     assert "(late)" in html and 'id="dsr-authority-clock"' in html
 
