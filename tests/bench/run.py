@@ -23,6 +23,8 @@ from typing import Any
 
 from tests.bench import (
     bomb,
+    breach,
+    breach_kill,
     campaign,
     dsr_erasure,
     dsr_export,
@@ -59,6 +61,10 @@ BENCHMARKS: dict[str, BenchFn] = {
     "export_vs_floor_ratio": dsr_export.export_vs_floor_ratio,
     "export_peak_mib": dsr_export.export_peak_mib,
     "erasure_vs_floor_ratio": dsr_erasure.erasure_vs_floor_ratio,
+    "breach_scope_vs_insert_ratio": breach.breach_scope_vs_insert_ratio,
+    "breach_email_vs_smtplib_ratio": breach.breach_email_vs_smtplib_ratio,
+    "breach_kill_duplicates": breach_kill.breach_kill_duplicates,
+    "breach_kill_misses": breach_kill.breach_kill_misses,
 }
 
 
