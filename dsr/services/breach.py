@@ -56,12 +56,37 @@ def incident_create(
             created_by=actor,
             **fields,
         )
+        if not incident.message_subject.strip() and not incident.message_body.strip():
+            incident.message_subject, incident.message_body = incident_message_draft(
+                incident=incident
+            )
+            incident.save(update_fields=["message_subject", "message_body"])
         audit_log_write(
             actor=actor,
             action=AuditAction.BREACH_DECLARED,
             detail={"incident": incident.reference},
         )
     return incident
+
+
+def incident_message_draft(*, incident: Incident) -> tuple[str, str]:
+    """The plain-language message drafted from the register fields (staff then edit it):
+    what happened, which data, likely consequences, what was done, what to do, whom to
+    contact (GDPR Art. 34(2))."""
+    from django.template.loader import render_to_string
+
+    from dsr.registry import Category
+
+    labels = dict(Category.choices)
+    body = render_to_string(
+        "emails/dsr/breach_draft.txt",
+        {
+            "incident": incident,
+            "categories": [labels.get(c, c) for c in incident.data_categories or []],
+            "contact": settings.PRIVACY_CONTACT_EMAIL or settings.DEFAULT_FROM_EMAIL,
+        },
+    )
+    return "A security incident may have affected your data", body.strip() + "\n"
 
 
 def incident_update(*, incident: Incident, actor: User, changed: list[str]) -> Incident:

@@ -209,3 +209,28 @@ def test_confirm_is_refused_without_message_or_with_an_empty_scope_BRE_1(
     assert incident.status == IncidentStatus.DRAFT and incident.users_due is None
     assert not IncidentRecipient.objects.filter(incident=incident).exists()
     assert not BreachNotice.objects.filter(incident=incident).exists()
+
+
+def test_message_is_drafted_from_the_register_fields_in_plain_language_BRE_1(privacy_officer):
+    """Art. 34(2): what happened, which data, consequences, measures, advice, contact."""
+    incident = _incident(
+        privacy_officer,
+        message_subject="",
+        message_body="",
+        data_categories=["image", "contact"],
+        consequences="Someone may have seen your photos.",
+        measures_taken="The bucket is private again.",
+        advice="Nothing to do; tell us if you see your photos elsewhere.",
+        contact_point="privacy@example.com",
+    )
+    body = incident.message_body
+    for part in (
+        "A bucket was public for a week.",
+        "Images, Contact details.",
+        "Someone may have seen your photos.",
+        "The bucket is private again.",
+        "tell us if you see your photos elsewhere",
+        "privacy@example.com",
+    ):
+        assert part in body
+    assert incident.message_subject
