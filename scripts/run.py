@@ -7,6 +7,7 @@ of the processes, so Ctrl-C stops everything, the embedded Redis last.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,10 +32,14 @@ def main() -> int:
     print(f"  Credentials: {var / 'demo-credentials.txt'}")
     print(f"  Mail:        {var / 'mail'} (unless EMAIL_URL is set)\n", flush=True)
     cmd = [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile.dev"), "start"]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    # A process manager stops us with SIGTERM: pass it on, so honcho stops web, worker
+    # and beat, and the embedded Redis is shut down below (nothing left running).
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     try:
-        return subprocess.call(cmd, env=env, cwd=ROOT)
-    except KeyboardInterrupt:
-        return 0
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached honcho too (same process group)
+        return proc.wait()
     finally:
         if embedded is not None:
             embedded.shutdown()
