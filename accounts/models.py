@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django_countries.fields import CountryField
+from knox.models import AbstractAuthToken
 
 from accounts.choices import CURRENCY_CHOICES
 from common.fields import personal
@@ -201,6 +202,8 @@ class AuditAction(models.TextChoices):
     BREACH_NOTIFYING = "breach_notifying", "Breach notification of the affected started"
     BREACH_NOTIFIED = "breach_notified", "Every affected person notified of a breach"
     BREACH_ALERT = "breach_alert", "Breach notification deadline alert"
+    API_TOKEN_CREATED = "api_token_created", "API token created"
+    API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
 
 
 class AuditQuerySet(models.QuerySet["AuditEvent"]):
@@ -335,3 +338,47 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.path_group} {self.status_class}: {self.requests}"
+
+
+class ApiToken(AbstractAuthToken):
+    """A personal API token (django-rest-knox): only its SHA-512 digest is stored.
+
+    The first characters (``token_key``) are not secret: they name the token in lists
+    and URLs, so a customer can tell tokens apart and revoke one without the secret.
+    """
+
+    name = models.CharField(max_length=100, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.token_key}… ({self.name or 'API token'})"
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a POST sent with an Idempotency-Key, replayed on a retry.
+
+    Unique per user and key: two concurrent retries cannot both create (the second waits
+    on the unique index, then replays). Kept API_IDEMPOTENCY_HOURS, then deleted.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="idempotency_keys"
+    )
+    key = models.CharField(max_length=100)
+    scope = models.CharField(max_length=100)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(default=0)
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key_unique")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

@@ -49,7 +49,15 @@ def _register() -> None:
     from django.db.models import Q
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from accounts.models import AuditEvent, Notification, RecoveryCode, RequestLog, User
+    from accounts.models import (
+        ApiToken,
+        AuditEvent,
+        IdempotencyKey,
+        Notification,
+        RecoveryCode,
+        RequestLog,
+        User,
+    )
     from dsr.registry import (
         Anonymise,
         Category,
@@ -258,6 +266,38 @@ def _register() -> None:
                 period=days("ADMIN_LOG_RETENTION_DAYS"),
             ),
             description="Django admin history of staff actions.",
+        )
+    )
+    registry.register(
+        PersonalData(
+            model=ApiToken,
+            subject="user",
+            purpose="account",
+            fields={
+                "digest": Category.CREDENTIALS,
+                "name": Category.ACCOUNT,
+                "last_used_at": Category.USAGE,
+            },
+            export=("token_key", "name", "created", "expiry", "last_used_at"),
+            erasure=Delete(),
+            retention=Retention(clock="expiry", after="expiry", period=lambda: timedelta(0)),
+            description="Personal API tokens (SHA-512 digests; the token itself is never kept).",
+        )
+    )
+    registry.register(
+        PersonalData(
+            model=IdempotencyKey,
+            subject="user",
+            purpose="account",
+            fields={"response": Category.CONTENT},
+            export=(),
+            erasure=Delete(),
+            retention=Retention(
+                clock="created_at",
+                after="the request",
+                period=lambda: timedelta(hours=settings.API_IDEMPOTENCY_HOURS),
+            ),
+            description="The first answer to an API request sent with an Idempotency-Key.",
         )
     )
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from common.api.errors import json_error_response
+
 
 def _page(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return json_error_response(request, status)
     return render(request, "error.html", {"title": title, "message": message}, status=status)
 
 

@@ -62,6 +62,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "knox",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_celery_beat",
@@ -522,9 +525,64 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- REST API (/api/v1/) -------------------------------------------------------------------
+# Session auth for the site's own pages (CSRF enforced), personal tokens for apps.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "common.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "common.api.throttles.UserThrottle",
+        "common.api.throttles.AnonThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("API_THROTTLE_USER", default="600/min"),
+        "anon": env.str("API_THROTTLE_ANON", default="120/min"),
+        # Stricter where guessing or abuse costs: sign-in, uploads, requests, codes.
+        "login": env.str("API_THROTTLE_LOGIN", default="10/min"),
+        "upload": env.str("API_THROTTLE_UPLOAD", default="30/min"),
+        "dsr": env.str("API_THROTTLE_DSR", default="10/hour"),
+        "verify": env.str("API_THROTTLE_VERIFY", default="10/min"),
+    },
+    "EXCEPTION_HANDLER": "common.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "common.api.pagination.NewestFirstCursor",
+}
+# Personal API tokens (django-rest-knox, stored as SHA-512 digests).
+KNOX_TOKEN_MODEL = "accounts.ApiToken"
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=env.int("API_TOKEN_TTL_DAYS", default=30)),
+    "TOKEN_LIMIT_PER_USER": env.int("API_TOKENS_PER_USER", default=20),
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",
+}
+# A retried POST with the same Idempotency-Key replays the first answer for this long.
+API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Photo service API",
+    "DESCRIPTION": (
+        "Everything a customer does on the web pages. Errors are JSON: "
+        '{"error": {"code": "...", "message": "...", "fields": {...}}}.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "common.api.schema.add_common_errors",
+    ],
 }
 
 LOGGING = {

@@ -12,6 +12,7 @@ urlpatterns = [
     path("orders/", include("orders.urls")),
     path("images/", include("images.urls")),
     path("consent/", include("consent.urls")),
+    path("api/", include(("config.api_urls", "api"), namespace="api")),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,0 +1,1 @@
+"""The accounts app's REST API (/api/v1/)."""

@@ -1,0 +1,1 @@
+"""The dsr app's REST API (/api/v1/)."""

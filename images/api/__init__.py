@@ -1,0 +1,1 @@
+"""The images app's REST API (/api/v1/)."""
