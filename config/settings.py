@@ -558,6 +558,8 @@ REST_FRAMEWORK = {
 }
 # Personal API tokens (django-rest-knox, stored as SHA-512 digests).
 KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105 (a model label, not a secret)
+# knox's own migrations create its default token table even when swapped; ours replaces it.
+MIGRATION_MODULES = {"knox": None}
 REST_KNOX = {
     "TOKEN_TTL": timedelta(days=env.int("API_TOKEN_TTL_DAYS", default=30)),
     "TOKEN_LIMIT_PER_USER": env.int("API_TOKENS_PER_USER", default=20),

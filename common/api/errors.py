@@ -8,6 +8,7 @@ thin and no rule is restated in the API layer.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -86,18 +87,18 @@ def _flatten(detail: Any) -> dict[str, list[str]]:
     """DRF's nested validation detail as {"field": ["message", ...]} ("a.b" for nesting)."""
     out: dict[str, list[str]] = {}
 
+    def join(prefix: str, key: Any) -> str:
+        return f"{prefix}.{key}" if prefix else str(key)
+
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), item)
-        elif isinstance(value, list) and value and not isinstance(value[0], str | dict | list):
+                walk(join(prefix, key), item)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             out.setdefault(prefix or "non_field_errors", []).extend(str(v) for v in value)
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                if isinstance(item, dict | list) and not all(isinstance(v, str) for v in item):
-                    walk(f"{prefix}.{index}", item)
-                else:
-                    walk(prefix, item if isinstance(item, list) else [item])
+                walk(join(prefix, index), item)
         else:
             out.setdefault(prefix or "non_field_errors", []).append(str(value))
 
@@ -135,7 +136,7 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
     if isinstance(exc, exceptions.Throttled):
         message = "Too many requests. Please wait before trying again."
         if exc.wait is not None:
-            message = f"Too many requests. Please try again in {int(exc.wait) + 1} seconds."
+            message = f"Too many requests. Please try again in {math.ceil(exc.wait)} seconds."
     response.data = error_body(_CODES.get(code, code), message)
     return response
 
