@@ -31,7 +31,7 @@ def _generous_throttles(settings) -> None:
     rates = dict(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {scope: "100000/min" for scope in rates},
+        "DEFAULT_THROTTLE_RATES": dict.fromkeys(rates, "100000/min"),
     }
 
 
