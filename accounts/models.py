@@ -64,7 +64,7 @@ PROFILE_FIELDS = (
 )
 
 
-class User(AbstractBaseUser, PermissionsMixin, TimeStampedModel):
+class User(AbstractBaseUser, PermissionsMixin, TimeStampedModel):  # type: ignore[django-manager-missing]
     """A customer or staff member.
 
     Each field's purpose is declared in accounts/privacy.py (ACC-6); a field with no
@@ -347,6 +347,9 @@ class ApiToken(AbstractAuthToken):
     and URLs, so a customer can tell tokens apart and revoke one without the secret.
     """
 
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
     name = models.CharField(max_length=100, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 

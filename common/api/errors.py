@@ -49,11 +49,16 @@ class ApiError(exceptions.APIException):
 class ErrorBodySerializer(serializers.Serializer[Any]):
     code = serializers.CharField(help_text="Machine-readable, stable: switch on this.")
     message = serializers.CharField(help_text="For people; may change wording.")
-    fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="Per-field messages, for invalid input.",
-    )
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        # "fields" cannot be a declared attribute: it would hide Serializer.fields.
+        fields = super().get_fields()
+        fields["fields"] = serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()),
+            required=False,
+            help_text="Per-field messages, for invalid input.",
+        )
+        return fields
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
@@ -135,8 +140,9 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
     message = str(exc.detail) if not isinstance(exc.detail, dict | list) else "Request refused."
     if isinstance(exc, exceptions.Throttled):
         message = "Too many requests. Please wait before trying again."
-        if exc.wait is not None:
-            message = f"Too many requests. Please try again in {math.ceil(exc.wait)} seconds."
+        wait = getattr(exc, "wait", None)
+        if wait is not None:
+            message = f"Too many requests. Please try again in {math.ceil(wait)} seconds."
     response.data = error_body(_CODES.get(code, code), message)
     return response
 

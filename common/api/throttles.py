@@ -18,7 +18,8 @@ from common.http import client_ip
 
 class _Throttle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)  # type: ignore[no-any-return]
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
+        return str(rate) if rate else None
 
     def get_ident(self, request: Request) -> str:
         return client_ip(request._request) or "unknown"

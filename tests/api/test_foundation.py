@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.db import connection
 from rest_framework import exceptions, serializers
 from rest_framework.test import APIClient
 
-from accounts.models import IdempotencyKey
+from accounts.models import IdempotencyKey, User
 from accounts.services.idempotency import (
     IdempotencyRefused,
     idempotent_run,
@@ -132,7 +132,7 @@ def test_the_same_key_for_another_request_is_refused(db) -> None:
 
 
 def test_keys_are_per_user(db) -> None:
-    one, two = UserFactory(), UserFactory()
+    one, two = cast(User, UserFactory()), cast(User, UserFactory())
     calls: list[int] = []
     idempotent_run(actor=one, key="k", scope="s", fingerprint="a", run=_run(calls))
     idempotent_run(actor=two, key="k", scope="s", fingerprint="a", run=_run(calls))
@@ -146,7 +146,7 @@ def test_a_malformed_key_is_refused(db, key: str) -> None:
 
 
 def test_a_failed_first_attempt_leaves_no_key_so_the_retry_runs(db) -> None:
-    user = UserFactory()
+    user = cast(User, UserFactory())
 
     def boom() -> tuple[int, dict[str, Any]]:
         raise _Refused("no")
@@ -161,7 +161,7 @@ def test_a_failed_first_attempt_leaves_no_key_so_the_retry_runs(db) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_requests_with_one_key_run_once() -> None:
     """The second waits on the unique index while the first is inside its transaction."""
-    user = UserFactory()
+    user = cast(User, UserFactory())
     started, release = threading.Event(), threading.Event()
     calls: list[int] = []
     results: list[Any] = []
