@@ -585,6 +585,14 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "common.api.schema.add_common_errors",
     ],
+    # Choice sets reused under one field name in several apps get one stable name each.
+    "ENUM_NAME_OVERRIDES": {
+        "TicketStatusEnum": "dsr.models.TicketStatus",
+        "TicketEventKindEnum": "dsr.models.TicketEventKind",
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        "OrderKindEnum": "orders.models.OrderKind",
+        "ResultKindEnum": "images.models.ResultKind",
+    },
 }
 
 LOGGING = {

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from accounts.models import User
-from dsr.models import ProcessingRestriction, Ticket
+from dsr.models import ExportArchive, ProcessingRestriction, Ticket, TicketEvent
 
 
 def tickets_for_user(*, user: User) -> QuerySet[Ticket]:
@@ -19,6 +21,16 @@ def ticket_get_for_user(*, user: User, reference: str) -> Ticket:
     if ticket is None or not user.is_authenticated:
         raise Http404("No such request.")
     return ticket
+
+
+def ticket_events_for_subject(*, ticket: Ticket, kinds: Iterable[str]) -> QuerySet[TicketEvent]:
+    """The part of a ticket's history its subject sees (*kinds*: never staff notes)."""
+    return ticket.events.filter(kind__in=list(kinds)).order_by("created_at", "id")
+
+
+def export_archive_for_ticket(*, ticket: Ticket) -> ExportArchive | None:
+    """The export archive of a ticket already scoped to its subject (None: not started)."""
+    return ExportArchive.objects.filter(ticket=ticket).first()
 
 
 def _active_restrictions() -> QuerySet[ProcessingRestriction]:

@@ -89,8 +89,12 @@ def dsr_request_from_account(
     jurisdiction: str = Jurisdiction.GDPR,
     details: str = "",
     direct_marketing: bool = False,
+    channel: str = Channel.ACCOUNT,
 ) -> Intake:
-    """A logged-in person's request: identified by the login, so it starts at once."""
+    """A logged-in person's request: identified by the login, so it starts at once.
+
+    *channel* is API when it comes through the REST API (the same rules apply).
+    """
     if not user.is_authenticated or not user.is_active:
         raise TicketRefused("This account is closed; use the public request form.")
     details = _clean(
@@ -100,7 +104,7 @@ def dsr_request_from_account(
         raise TicketRefused(_STAFF_ERASURE)
     return ticket_create(
         type=type,
-        channel=Channel.ACCOUNT,
+        channel=channel,
         actor=user,
         user=user,
         jurisdiction=_jurisdiction_for(type, jurisdiction),
