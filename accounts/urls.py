@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts.views import auth, notifications, profile
+from accounts.views import auth, notifications, profile, tokens
 
 app_name = "accounts"
 
@@ -28,6 +28,12 @@ urlpatterns = [
     path("profile/email/", profile.email_change, name="email_change"),
     path("profile/password/", profile.password_change, name="password_change"),
     path("profile/verify/resend/", profile.resend_verification, name="resend_verification"),
+    path("profile/tokens/", tokens.api_tokens, name="api_tokens"),
+    path(
+        "profile/tokens/<str:token_key>/revoke/",
+        tokens.api_token_revoke_view,
+        name="api_token_revoke",
+    ),
     path("2fa/", profile.twofactor, name="twofactor"),
     path("2fa/setup/", profile.twofactor_setup, name="twofactor_setup"),
     path("2fa/disable/", profile.twofactor_disable, name="twofactor_disable"),

@@ -8,8 +8,10 @@ earlier: a withdrawal takes effect for the very next action (CON-2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
 
 from consent.models import (
@@ -72,6 +74,17 @@ def cookie_purposes() -> QuerySet[ConsentPurpose]:
     return ConsentPurpose.objects.filter(kind=PurposeKind.COOKIE, active=True)
 
 
+def account_purposes() -> list[ConsentPurpose]:
+    """The consents a person gives once, for themselves ("My privacy choices", the API)."""
+    # Cookie choices belong to a browser (the cookie page) and per-image permissions to
+    # their images (the portfolio list); the rest is given once per person.
+    return list(
+        ConsentPurpose.objects.filter(active=True, per_object=False).exclude(
+            kind=PurposeKind.COOKIE
+        )
+    )
+
+
 def consent_states_for(*, user: Any) -> QuerySet[ConsentState]:
     return ConsentState.objects.filter(user=user).select_related("purpose", "event")
 
@@ -129,3 +142,53 @@ def processing_purposes() -> dict[str, PurposeInfo]:
             description=row.description,
         )
     return result
+
+
+def duration_text(span: timedelta) -> str:
+    """A period as people say it: in hours up to 72 (the image limits are set in hours)."""
+    minutes = round(span.total_seconds() / 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days < 4:
+        hours, days = hours + 24 * days, 0
+    parts = []
+    for value, unit in ((days, "day"), (hours, "hour"), (mins, "minute")):
+        if value:
+            parts.append(f"{value} {unit}{'' if value == 1 else 's'}")
+    return " ".join(parts) or "at once"
+
+
+def register_holdings() -> list[dict[str, Any]]:
+    """What the privacy page and the API publish per registry entry (TRN-1).
+
+    registry_rows() plus each entry's retention rules (read from the same rules and
+    settings the retention engine runs) and, for legal duties, until when.
+    """
+    from dsr.admin import registry_rows
+    from dsr.registry import KeepForLegalDuty, registry
+
+    # The engine sweeps every RETENTION_INTERVAL_MINUTES: a row older than its period goes
+    # at the next sweep, so "at the latest" is the period plus one interval.
+    interval = timedelta(minutes=settings.RETENTION_INTERVAL_MINUTES)
+    rows = []
+    for row in registry_rows():
+        entry = registry.get(row["label"])
+        assert entry is not None
+        rules = entry.rules
+        kept_until = ""
+        if isinstance(entry.erasure, KeepForLegalDuty) and rules:
+            longest = max(rules, key=lambda rule: rule.period())
+            kept_until = longest.describe()
+        rule_rows = [
+            {
+                "text": rule.describe(),
+                "period": rule.period(),
+                "latest": duration_text(rule.period() + interval),
+                "latest_period": rule.period() + interval,
+                "after": rule.after or rule.clock.replace("_", " "),
+                "action": rule.action,
+            }
+            for rule in rules
+        ]
+        rows.append({**row, "rules": rule_rows, "kept_until": kept_until})
+    return rows

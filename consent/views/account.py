@@ -13,27 +13,17 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from common.http import AuthedRequest, RequestMeta
-from consent.models import ConsentMethod, ConsentPurpose, PurposeKind
-from consent.selectors import consent_history_for, consent_states_for
+from consent.models import ConsentMethod
+from consent.selectors import account_purposes, consent_history_for, consent_states_for
 from consent.services.account import consent_toggle
 from consent.services.ledger import ConsentRefused
-
-
-def _account_purposes() -> list[ConsentPurpose]:
-    # Cookie choices belong to a browser (the cookie page) and per-image permissions to
-    # their images (the portfolio list); the rest is given once per person, here.
-    return list(
-        ConsentPurpose.objects.filter(active=True, per_object=False).exclude(
-            kind=PurposeKind.COOKIE
-        )
-    )
 
 
 def _page(request: AuthedRequest, *, status: int = 200) -> HttpResponse:
     from images.selectors import portfolio_permissions
 
     states = {(s.purpose.key, s.target): s for s in consent_states_for(user=request.user)}
-    rows = [(p, states.get((p.key, ""))) for p in _account_purposes()]
+    rows = [(p, states.get((p.key, ""))) for p in account_purposes()]
     return render(
         request,
         "consent/mine.html",
@@ -55,7 +45,7 @@ def my_privacy(request: AuthedRequest) -> HttpResponse:
 @login_required
 @require_POST
 def my_privacy_toggle(request: AuthedRequest, key: str) -> HttpResponse:
-    purpose = next((p for p in _account_purposes() if p.key == key), None)
+    purpose = next((p for p in account_purposes() if p.key == key), None)
     if purpose is None:
         raise Http404("No such choice.")
     action = request.POST.get("action")

@@ -22,7 +22,12 @@ from django.views.decorators.http import require_POST
 from accounts.privacy import USER_FIELDS
 from accounts.views.common import safe_next
 from consent.models import ConsentPurpose, PurposeKind, SupervisoryAuthority
-from consent.selectors import policy_current, processing_purposes
+from consent.selectors import (
+    duration_text,
+    policy_current,
+    processing_purposes,
+    register_holdings,
+)
 from consent.services.policy import (
     PolicyError,
     policy_acknowledge,
@@ -30,53 +35,8 @@ from consent.services.policy import (
     policy_versions_published,
 )
 from consent.services.register import recipients_published
-from dsr.admin import registry_rows
-from dsr.registry import KeepForLegalDuty, Retention, registry
 
 POLICY_SEEN_COOKIE = "cf_policy_seen"
-
-
-def duration_text(span: timedelta) -> str:
-    """A period as people say it: in hours up to 72 (the image limits are set in hours)."""
-    minutes = round(span.total_seconds() / 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days < 4:
-        hours, days = hours + 24 * days, 0
-    parts = []
-    for value, unit in ((days, "day"), (hours, "hour"), (mins, "minute")):
-        if value:
-            parts.append(f"{value} {unit}{'' if value == 1 else 's'}")
-    return " ".join(parts) or "at once"
-
-
-def _rule_rows(rules: tuple[Retention, ...]) -> list[dict[str, str]]:
-    # The engine sweeps every RETENTION_INTERVAL_MINUTES: a row older than its period goes
-    # at the next sweep, so "at the latest" is the period plus one interval.
-    interval = timedelta(minutes=settings.RETENTION_INTERVAL_MINUTES)
-    return [
-        {
-            "text": rule.describe(),
-            "latest": duration_text(rule.period() + interval),
-            "after": rule.after or rule.clock.replace("_", " "),
-        }
-        for rule in rules
-    ]
-
-
-def _holdings() -> list[dict[str, Any]]:
-    """registry_rows(), plus each entry's rules and, for legal duties, until when."""
-    rows = []
-    for row in registry_rows():
-        entry = registry.get(row["label"])
-        assert entry is not None
-        rules = entry.rules
-        kept_until = ""
-        if isinstance(entry.erasure, KeepForLegalDuty) and rules:
-            longest = max(rules, key=lambda rule: rule.period())
-            kept_until = longest.describe()
-        rows.append({**row, "rules": _rule_rows(rules), "kept_until": kept_until})
-    return rows
 
 
 def privacy_policy(request: HttpRequest) -> HttpResponse:
@@ -89,7 +49,7 @@ def privacy_policy(request: HttpRequest) -> HttpResponse:
             "current": policy_current(),
             "fields": sorted(USER_FIELDS.items(), key=lambda item: item[1][0]),
             "purposes": purposes,
-            "holdings": _holdings(),
+            "holdings": register_holdings(),
             "recipients": recipients_published(),
             "authorities": list(SupervisoryAuthority.objects.all()),
             "essential_cookies": sorted(settings.ESSENTIAL_COOKIES.items()),
