@@ -6,7 +6,7 @@ choice for purpose "portfolio" and target "result:<id>" is yes, and the purpose 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,8 @@ from django.http import Http404
 
 from consent.models import ConsentState, subject_key
 from consent.selectors import consent_allows
-from images.models import PortfolioItem, PortfolioStatus, Result
+from images.models import PhotoStatus, PortfolioItem, PortfolioStatus, Result, ResultKind
+from images.services.access import result_visible_to_customer
 from images.services.portfolio import (
     DELIVERED_STATUSES,
     PORTFOLIO_KINDS,
@@ -235,3 +236,40 @@ def portfolio_permission_owned(*, user: Any, target: str) -> bool:
         subject=subject_key(user_id=user.pk), purpose__key=PURPOSE, target=target
     ).exists()
     return answered or PortfolioItem.objects.filter(customer=user, consent_target=target).exists()
+
+
+# --- The customer's files ---------------------------------------------------------------------
+
+
+def results_for_customer(*, order: Order, kinds: Collection[str] = ()) -> list[Result]:
+    """The order's results its customer may open now (the order page's list), oldest first.
+
+    *order* comes from ``order_get_for_viewer`` (scoped, results prefetched): no query here.
+    """
+    return [
+        r
+        for r in order.results.all()
+        if result_visible_to_customer(r) and (not kinds or r.kind in kinds)
+    ]
+
+
+@dataclass(frozen=True)
+class PassportPreview:
+    status: str  # "processing", "ready", "failed" or "deleted"
+    reason: str
+    preview: Result | None
+
+
+def passport_preview_state(*, order: Order) -> PassportPreview:
+    """Where a passport order's preview is, as its page tells the customer (no query)."""
+    previews = results_for_customer(order=order, kinds=[ResultKind.PREVIEW])
+    if previews:
+        return PassportPreview("ready", "", previews[-1])
+    photos = list(order.photos.all())
+    rejected = [p for p in photos if p.status == PhotoStatus.REJECTED]
+    if rejected:
+        return PassportPreview("failed", rejected[-1].reject_reason or order.failure_message, None)
+    if any(p.status in (PhotoStatus.PENDING_SCAN, PhotoStatus.PROCESSING) for p in photos):
+        # failure_message here is a pause (restriction of processing) the customer can act on.
+        return PassportPreview("processing", order.failure_message, None)
+    return PassportPreview("deleted", "The photos have been deleted on schedule.", None)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from images.models import Photo, Result
-from orders.models import Order
+from orders.models import Order, OrderKind, OrderStatus
 
 GUEST_SESSION_KEY = "guest_orders"
 
@@ -54,3 +55,51 @@ def order_get_for_viewer(*, user: Any, reference: str, guest_refs: Collection[st
 
 def orders_for_retoucher(*, user: Any) -> QuerySet[Order]:
     return Order.objects.filter(retoucher=user)
+
+
+def order_list_with_counts(*, user: Any) -> QuerySet[Order]:
+    """The customer's orders with ``photo_count`` (one query per page, whatever its size).
+
+    A correlated subquery, not a join with GROUP BY: it is counted only for the page's
+    rows, after the LIMIT, however many orders the customer has.
+    """
+    photos = (
+        Photo.objects.filter(order=OuterRef("pk"))
+        .order_by()
+        .values("order")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return order_list_for_customer(user=user).annotate(
+        photo_count=Coalesce(Subquery(photos, output_field=IntegerField()), 0)
+    )
+
+
+def passport_order_get_for_viewer(
+    *, user: Any, reference: str, guest_refs: Collection[str] = ()
+) -> Order:
+    """Like ``order_get_for_viewer``, for passport orders only (another kind is a 404 too)."""
+    order = order_get_for_viewer(user=user, reference=reference, guest_refs=guest_refs)
+    if order.kind != OrderKind.PASSPORT:
+        raise Http404("No such passport order.")
+    return order
+
+
+def order_customer_actions(order: Order) -> list[str]:
+    """What the order page offers its customer now (the same conditions as its buttons).
+
+    A hint for clients; each action's service still decides when it is called.
+    """
+    status = order.status
+    actions = []
+    if status == OrderStatus.DRAFT:
+        if order.kind == OrderKind.RETOUCH:
+            actions.append("add_photos")
+        actions.append("submit")
+    if status == OrderStatus.SUBMITTED:
+        actions.append("pay")
+    if status in (OrderStatus.DRAFT, OrderStatus.SUBMITTED):
+        actions.append("cancel")
+    if status == OrderStatus.READY_FOR_REVIEW:
+        actions += ["accept", "revision"]
+    return actions
