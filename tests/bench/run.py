@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import (
+    api_orders,
     bomb,
     breach,
     breach_kill,
@@ -65,6 +66,7 @@ BENCHMARKS: dict[str, BenchFn] = {
     "breach_email_vs_smtplib_ratio": breach.breach_email_vs_smtplib_ratio,
     "breach_kill_duplicates": breach_kill.breach_kill_duplicates,
     "breach_kill_misses": breach_kill.breach_kill_misses,
+    "api_orders_vs_bare_ratio": api_orders.api_orders_vs_bare_ratio,
 }
 
 
