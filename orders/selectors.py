@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
 from images.models import Photo, Result
@@ -55,24 +54,6 @@ def order_get_for_viewer(*, user: Any, reference: str, guest_refs: Collection[st
 
 def orders_for_retoucher(*, user: Any) -> QuerySet[Order]:
     return Order.objects.filter(retoucher=user)
-
-
-def order_list_with_counts(*, user: Any) -> QuerySet[Order]:
-    """The customer's orders with ``photo_count`` (one query per page, whatever its size).
-
-    A correlated subquery, not a join with GROUP BY: it is counted only for the page's
-    rows, after the LIMIT, however many orders the customer has.
-    """
-    photos = (
-        Photo.objects.filter(order=OuterRef("pk"))
-        .order_by()
-        .values("order")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return order_list_for_customer(user=user).annotate(
-        photo_count=Coalesce(Subquery(photos, output_field=IntegerField()), 0)
-    )
 
 
 def passport_order_get_for_viewer(

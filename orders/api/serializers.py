@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -21,29 +23,55 @@ def _max_length(form: type[Any], field: str) -> int:
     return int(form.base_fields[field].max_length)
 
 
+LIST_FIELDS = (
+    "reference",
+    "kind",
+    "status",
+    "created_at",
+    "updated_at",
+    "amount_minor",
+    "currency",
+    "document",
+)
+
+
+def _iso(value: datetime) -> str:
+    """DRF's DateTimeField output (current time zone, "Z" for UTC) without its per-call cost."""
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 class OrderListItemSerializer(serializers.ModelSerializer[Order]):
+    """One order in the list. Reads the ``LIST_FIELDS`` row dict of ``orders_list_rows``.
+
+    The list is the API's busiest call: the declared fields describe it (schema, detail
+    serializer), while ``to_representation`` writes the same JSON straight from the row,
+    about ten times cheaper than DRF's field-by-field path (see the api_orders bench).
+    """
+
     kind = serializers.ChoiceField(choices=OrderKind.choices, read_only=True)
     status = serializers.ChoiceField(choices=OrderStatus.choices, read_only=True)
     status_label = serializers.CharField(source="get_status_display", read_only=True)
-    photo_count = serializers.IntegerField(
-        read_only=True, help_text="Photos uploaded (rejected ones included)."
-    )
 
     class Meta:
         model = Order
-        fields = [
-            "reference",
-            "kind",
-            "status",
-            "status_label",
-            "created_at",
-            "updated_at",
-            "amount_minor",
-            "currency",
-            "document",
-            "photo_count",
-        ]
+        fields = [*LIST_FIELDS[:3], "status_label", *LIST_FIELDS[3:]]
         read_only_fields = fields
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        if not isinstance(instance, dict):
+            return dict(super().to_representation(instance))
+        return {
+            "reference": instance["reference"],
+            "kind": instance["kind"],
+            "status": instance["status"],
+            "status_label": OrderStatus(instance["status"]).label,
+            "created_at": _iso(instance["created_at"]),
+            "updated_at": _iso(instance["updated_at"]),
+            "amount_minor": instance["amount_minor"],
+            "currency": instance["currency"],
+            "document": instance["document"],
+        }
 
 
 class PhotoSerializer(serializers.ModelSerializer[Photo]):
@@ -129,7 +157,9 @@ class OrderDetailSerializer(OrderListItemSerializer):
     """An order from ``order_get_for_viewer`` (photos, results, events, invoices prefetched)."""
 
     # Counted from the prefetched photos: no query of its own.
-    photo_count = serializers.IntegerField(source="photos.count", read_only=True)
+    photo_count = serializers.IntegerField(
+        source="photos.count", read_only=True, help_text="Photos uploaded (rejected included)."
+    )
     photos = PhotoSerializer(many=True, read_only=True, source="photos.all")
     results = serializers.SerializerMethodField(
         help_text="Only the results the customer may open now; links: GET .../results/."
@@ -143,6 +173,7 @@ class OrderDetailSerializer(OrderListItemSerializer):
     class Meta(OrderListItemSerializer.Meta):
         fields = [
             *OrderListItemSerializer.Meta.fields,
+            "photo_count",
             "instructions",
             "revision_round",
             "failure_message",

@@ -268,3 +268,25 @@ def test_sign_in_is_throttled_per_address_with_retry_after(anon_api, settings) -
     )
     assert last.status_code == 429 and _error(last) == "throttled"
     assert int(last["Retry-After"]) > 0
+
+
+def test_a_wrong_secret_with_a_real_prefix_is_refused(customer) -> None:
+    """The non-secret prefix finds the row; only the digest of the whole secret opens it."""
+    _row, secret = ApiToken.objects.create(user=customer, name="x")
+    forged = secret[:15] + ("0" if secret[15] != "0" else "1") + secret[16:]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {forged}")
+    assert client.get("/api/v1/me/").status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
+    assert client.get("/api/v1/me/").status_code == 200
+
+
+def test_a_request_costs_one_query_for_the_token_and_its_user(
+    customer, django_assert_num_queries
+) -> None:
+    _row, secret = ApiToken.objects.create(user=customer, name="x")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
+    client.get("/api/v1/me/")  # first use records last_used_at
+    with django_assert_num_queries(1):  # the token joined with its user; /me/ needs no more
+        assert client.get("/api/v1/me/").status_code == 200

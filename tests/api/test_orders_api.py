@@ -71,10 +71,9 @@ def test_list_shows_only_my_orders_newest_first(customer_api, customer, other_cu
         "amount_minor",
         "currency",
         "document",
-        "photo_count",
     }
     assert item["status"] == "draft" and item["status_label"] == "Draft"
-    assert item["photo_count"] == 0
+    assert item["created_at"].endswith("Z")
 
 
 def test_list_pages_with_a_cursor(customer_api, customer) -> None:
@@ -100,7 +99,6 @@ def test_list_query_count_does_not_grow_with_orders(customer, django_assert_num_
     with django_assert_num_queries(len(one.captured_queries)):
         body = client.get(LIST + "?page_size=30").json()
     assert len(body["results"]) == 30
-    assert sum(o["photo_count"] for o in body["results"]) == 5
 
 
 def test_anonymous_gets_401(anon_api) -> None:
@@ -388,3 +386,12 @@ def test_anonymous_is_401_everywhere(customer, anon_api, method, name, data) -> 
     order = Order.objects.create(kind=OrderKind.RETOUCH, customer=customer)
     response = getattr(anon_api, method)(reverse(name, args=[order.reference]), data)
     assert_error(response, 401, "not_authenticated")
+
+
+def test_the_list_rows_fast_path_writes_what_drf_fields_would(customer) -> None:
+    """The list serializes row dicts by hand (the busiest call): same JSON as DRF's fields."""
+    from orders.api.serializers import LIST_FIELDS, OrderListItemSerializer
+
+    for order in make_orders(customer, 3):
+        row = Order.objects.filter(pk=order.pk).values(*LIST_FIELDS).get()
+        assert OrderListItemSerializer(row).data == OrderListItemSerializer(order).data
