@@ -15,7 +15,6 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core import signing
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.http import Http404
 from django.urls import reverse
 
@@ -90,7 +89,6 @@ def signed_payload(token: str) -> dict[str, Any]:
     return data
 
 
-@transaction.atomic
 def image_open(
     *,
     actor: Any,
