@@ -12,9 +12,18 @@ from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from accounts.models import PROFILE_FIELDS, AuditEvent, DailyUsage, Notification, RequestLog, User
+from accounts.models import (
+    PROFILE_FIELDS,
+    ApiToken,
+    AuditEvent,
+    DailyUsage,
+    Notification,
+    RequestLog,
+    User,
+)
 from accounts.services.requestlog import request_log_export_csv
 from accounts.services.staff import user_update_by_staff
+from accounts.services.tokens import api_token_revoke
 from common.admin import ReadOnlyAdminMixin
 from common.http import client_ip
 from consent.models import ProcessingPurpose, Recipient
@@ -155,6 +164,39 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Customers' API tokens: support can see them and revoke them (audited), never the secret."""
+
+    list_display = ("token_key", "name", "user", "created", "expiry", "last_used_at")
+    list_select_related = ("user",)
+    search_fields = ("user__email", "token_key", "name")
+    fields = ("token_key", "name", "user", "created", "expiry", "last_used_at")
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # revoking is audited; a bare delete is not
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        api_token_revoke(actor=cast(User, request.user), token=obj, ip_address=client_ip(request))
+
+    @admin.action(description="Revoke the selected tokens", permissions=["delete"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        tokens = list(queryset.select_related("user"))
+        for token in tokens:
+            self.delete_model(request, token)
+        self.message_user(request, f"{len(tokens)} token(s) revoked.", messages.SUCCESS)
 
 
 @admin.register(AuditEvent)

@@ -15,6 +15,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "accounts.change_user",
         "accounts.view_notification",
         "accounts.add_notification",
+        # A customer who lost a device asks support to cut off its API tokens.
+        "accounts.view_apitoken",
+        "accounts.delete_apitoken",
         "axes.view_accessattempt",
         "axes.delete_accessattempt",
         "orders.view_order",
