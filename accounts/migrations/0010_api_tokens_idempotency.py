@@ -5,6 +5,8 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
+from accounts.roles import roles_sync_lenient
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -132,4 +134,6 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        # Support may see and revoke customers' API tokens.
+        migrations.RunPython(roles_sync_lenient, migrations.RunPython.noop),
     ]
