@@ -32,6 +32,7 @@ _DESCRIPTIONS = {
     "401": "Not signed in, or the token is invalid or expired.",
     "403": "Signed in, but not allowed (e.g. CSRF missing on a session request).",
     "404": "No such object, or it belongs to someone else.",
+    "404-cursor": "No such page: `cursor` is not one this list gave out.",
     "409": "Refused by a rule in the object's current state.",
     "429": "Too many requests: see the Retry-After header.",
 }
@@ -46,10 +47,10 @@ def errors(*codes: int, **described: str) -> dict[int, OpenApiResponse]:
     return out
 
 
-def _add(responses: dict[str, Any], code: str) -> None:
+def _add(responses: dict[str, Any], code: str, described: str = "") -> None:
     if code not in responses:
         responses[code] = {
-            "description": _DESCRIPTIONS[code],
+            "description": _DESCRIPTIONS[described or code],
             "content": {"application/json": {"schema": _ERROR_REF}},
         }
 
@@ -69,6 +70,9 @@ def add_common_errors(result: dict[str, Any], generator: Any, request: Any, publ
                 _add(responses, "403")
             if "{" in path:
                 _add(responses, "404")
+            # DRF's cursor pagination answers a cursor it cannot decode with 404.
+            if any(p.get("name") == "cursor" for p in operation.get("parameters", [])):
+                _add(responses, "404", "404-cursor")
             if method in {"post", "put", "patch"}:
                 _add(responses, "400")
             responses.get("429", {}).setdefault(
