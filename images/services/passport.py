@@ -7,8 +7,11 @@ selfie is kept (IMG-1, minimal data). Only the preview is served before payment.
 
 from __future__ import annotations
 
+import io
+
 from django.db import transaction
 from django.utils import timezone
+from PIL import Image
 
 from images.models import Photo, PhotoStatus, Result, ResultKind
 from images.operations.passport import PassportRejected, passport_make
@@ -20,6 +23,12 @@ from orders.models import ActorRole, Order, OrderStatus
 from orders.services.status import order_transition
 
 PAID_KINDS = frozenset({ResultKind.PASSPORT_DIGITAL, ResultKind.PASSPORT_SHEET})
+
+
+def _size(jpeg: bytes) -> tuple[int, int]:
+    """Width and height from the JPEG's header (Pillow opens lazily: nothing is decoded)."""
+    with Image.open(io.BytesIO(jpeg)) as image:
+        return image.size
 
 
 def passport_make_results(*, photo: Photo, raw: bytes) -> str:
@@ -34,9 +43,9 @@ def passport_make_results(*, photo: Photo, raw: bytes) -> str:
         return "rejected"
     ops = [f"passport:{spec.key}"]
     outputs = (
-        (ResultKind.PREVIEW, out.preview, 0, 0, ops),
+        (ResultKind.PREVIEW, out.preview, *_size(out.preview), ops),
         (ResultKind.PASSPORT_DIGITAL, out.digital, out.width, out.height, ops),
-        (ResultKind.PASSPORT_SHEET, out.sheet, 0, 0, [*ops, "print_sheet"]),
+        (ResultKind.PASSPORT_SHEET, out.sheet, *_size(out.sheet), [*ops, "print_sheet"]),
     )
     keys = {
         kind: storage_write(

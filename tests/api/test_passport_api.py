@@ -205,3 +205,15 @@ def test_other_customers_passport_order_is_404_IMG_2(customer_api, other_api) ->
     assert_error(other_api.get(preview_url(reference)), 404, "not_found")
     assert_error(other_api.get(files_url(reference)), 404, "not_found")
     assert Result.objects.filter(kind=ResultKind.PREVIEW).count() == 1
+
+
+def test_every_passport_file_records_its_real_pixel_size(customer_api) -> None:
+    """The preview and the print sheet too, not only the digital file (they read 0 x 0)."""
+    response = create(customer_api)
+    assert response.status_code == 201, response.content
+    order = Order.objects.get(reference=response.json()["reference"])
+    results = list(Result.objects.filter(order=order))
+    assert {r.kind for r in results} >= {ResultKind.PREVIEW, ResultKind.PASSPORT_SHEET}
+    for result in results:
+        with result.file.open("rb") as fh, Image.open(fh) as image:
+            assert image.size == (result.width, result.height), result.kind

@@ -164,14 +164,13 @@ def test_api_script_passport_photo_consent_and_access_request_other_customer_404
             download = anyone.get(urljoin(live_server.url, link["download_url"]))
         assert download.status_code == 200, download.status_code
         img = _jpeg(download.content)
+        assert img.size == (link["width"], link["height"]), (img.size, link)
         if link["kind"] == ResultKind.PASSPORT_DIGITAL:
             assert img.size == (spec["digital_width_px"], spec["digital_height_px"])
-            assert img.size == (link["width"], link["height"]), (img.size, link)
             limit = spec["digital_max_bytes"]
             assert limit is None or len(download.content) <= limit
         else:
-            # The print sheet: 4 x 6 in at the document's dpi. (Its row records 0 x 0 as
-            # width and height: reported, so not compared with the link here.)
+            # The print sheet: 4 x 6 in at the document's dpi.
             assert sorted(img.size) == [4 * spec["dpi"], 6 * spec["dpi"]], img.size
     order = api.call("orders_retrieve", token=token, path={"reference": reference})
     assert order.status_code == 200 and order.json()["status"] == OrderStatus.DELIVERED
