@@ -124,10 +124,9 @@ class OrderDetailView(APIView):
         return Response(order_body(request, reference))
 
 
-def _act(request: Request, reference: str, action: Callable[..., Any], **kwargs: Any) -> Response:
-    order = order_for(request, reference)
+def _act(request: Request, order: Order, action: Callable[..., Any], **kwargs: Any) -> Response:
     action(actor=api_user(request), order=order, ip_address=client_ip(request._request), **kwargs)
-    return Response(order_body(request, reference))
+    return Response(order_body(request, order.reference))
 
 
 def _action_schema(operation_id: str, summary: str, **extra: Any) -> Callable[..., Any]:
@@ -144,19 +143,19 @@ def _action_schema(operation_id: str, summary: str, **extra: Any) -> Callable[..
 class OrderSubmitView(APIView):
     @_action_schema("orders_submit", "Submit: fix the price and wait for payment")
     def post(self, request: Request, reference: str) -> Response:
-        return _act(request, reference, order_submit)
+        return _act(request, order_for(request, reference), order_submit)
 
 
 class OrderCancelView(APIView):
     @_action_schema("orders_cancel", "Cancel a draft or unpaid order")
     def post(self, request: Request, reference: str) -> Response:
-        return _act(request, reference, order_cancel)
+        return _act(request, order_for(request, reference), order_cancel)
 
 
 class OrderAcceptView(APIView):
     @_action_schema("orders_accept", "Accept the results (the order is delivered)")
     def post(self, request: Request, reference: str) -> Response:
-        return _act(request, reference, order_accept)
+        return _act(request, order_for(request, reference), order_accept)
 
 
 class OrderRevisionView(APIView):
@@ -164,11 +163,12 @@ class OrderRevisionView(APIView):
         "orders_revision", "Ask the retoucher for a revision", request=RevisionSerializer
     )
     def post(self, request: Request, reference: str) -> Response:
+        # Another customer's order is 404 whatever the body: looked up before judging it.
+        order = order_for(request, reference)
         serializer = RevisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return _act(
-            request, reference, order_request_revision, comment=serializer.validated_data["comment"]
-        )
+        comment = serializer.validated_data["comment"]
+        return _act(request, order, order_request_revision, comment=comment)
 
 
 class OrderPayView(APIView):

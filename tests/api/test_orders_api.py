@@ -274,6 +274,12 @@ def test_revision_needs_a_comment(customer_api, data) -> None:
     assert_error(response, 400, "invalid")
 
 
+def test_another_customers_order_is_404_even_with_a_bad_body(customer_api, other_api) -> None:
+    reference = create_retouch(customer_api)
+    response = other_api.post(action("revision", reference), {}, format="json")
+    assert_error(response, 404, "not_found")
+
+
 def test_gateway_down_is_503_and_bad_request_400(customer_api, monkeypatch) -> None:
     reference = retouch_with_photos(customer_api)
     customer_api.post(action("submit", reference))
