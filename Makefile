@@ -43,6 +43,7 @@ lint: sync-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	APP_ENV=test $(VENV)/bin/mypy .
+	APP_ENV=test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 # `check --deploy` under production-like settings, failing on warnings too.
 deploy-check: sync
