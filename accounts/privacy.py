@@ -290,7 +290,7 @@ def _register() -> None:
             subject="user",
             purpose="account",
             fields={"response": Category.CONTENT},
-            export=(),
+            export=("created_at", "scope", "response"),
             erasure=Delete(),
             retention=Retention(
                 clock="created_at",

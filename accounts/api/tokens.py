@@ -12,6 +12,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import authenticate, user_logged_in, user_login_failed
 from django.http import HttpRequest
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
@@ -110,6 +112,8 @@ def _sign_in(django_request: HttpRequest, data: dict[str, Any]) -> User:
     return user
 
 
+# A server error report must not carry the password or code of a sign-in (as the web login).
+@method_decorator(sensitive_post_parameters("password", "otp_code"), name="dispatch")
 class TokenListCreate(APIView):
     throttle_classes = throttles(LoginThrottle)
 

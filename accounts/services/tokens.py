@@ -69,3 +69,20 @@ def api_token_revoke(*, actor: User, token: ApiToken, ip_address: str | None) ->
             ip_address=ip_address,
             detail={"token_key": token.token_key, "name": token.name},
         )
+
+
+def api_tokens_revoke_all(
+    *, user: User, actor: User | None, ip_address: str | None, why: str
+) -> int:
+    """End every API token of *user* (a password change or reset: as for sessions)."""
+    with transaction.atomic():
+        count, _ = ApiToken.objects.filter(user=user).delete()
+        if count:
+            audit_log_write(
+                actor=actor,
+                action=AuditAction.API_TOKEN_REVOKED,
+                subject=user,
+                ip_address=ip_address,
+                detail={"tokens": count, "why": why},
+            )
+    return count

@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts import tasks
 from accounts.models import PROFILE_FIELDS, AuditAction, User, normalize_email
 from accounts.services.audit import audit_log_write
+from accounts.services.tokens import api_tokens_revoke_all
 from accounts.tokens import VerificationError, read_verification_token
 from common.imaging import ImageLimits, sanitize_image
 
@@ -180,13 +181,24 @@ def user_request_email_change(
         transaction.on_commit(lambda: tasks.send_email_change_notice.delay(user.pk))
 
 
+@transaction.atomic
 def user_password_changed(*, user: User, ip_address: str | None, reset: bool = False) -> None:
-    """Record a password change (the form has set it; other sessions end with the hash)."""
+    """Record a password change (the form has set it; other sessions end with the hash).
+
+    API tokens end too: whoever knew the old password may have made one, and changing it
+    is how a customer shuts them out.
+    """
     audit_log_write(
         actor=user,
         action=AuditAction.PASSWORD_RESET if reset else AuditAction.PASSWORD_CHANGED,
         subject=user,
         ip_address=ip_address,
+    )
+    api_tokens_revoke_all(
+        user=user,
+        actor=user,
+        ip_address=ip_address,
+        why="password reset" if reset else "password changed",
     )
 
 

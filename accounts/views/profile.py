@@ -167,7 +167,11 @@ def password_change(request: AuthedRequest) -> HttpResponse:
             user_password_changed(user=user, ip_address=client_ip(request))
         # Keeps this session; every other session of the user ends with the old hash.
         update_session_auth_hash(request, user)
-        messages.success(request, "Password changed. You were logged out everywhere else.")
+        messages.success(
+            request,
+            "Password changed. You were logged out everywhere else, "
+            "and your API tokens no longer work.",
+        )
         return redirect("accounts:security")
     return render_form(
         request, "accounts/security.html", _security_context(request, password_form=form)

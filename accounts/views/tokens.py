@@ -5,11 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import user_login_failed
+from django.contrib.auth import authenticate, user_login_failed
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.selectors import api_token_get_for_user, api_tokens_for_user
@@ -20,11 +21,19 @@ from accounts.services.tokens import (
     api_token_revoke,
 )
 from accounts.services.twofactor import second_factor_check, totp_device_for
+from accounts.views.auth import lockout_response
 from accounts.views.common import render_form
 from common.http import AuthedRequest, client_ip
 
 
 class ApiTokenForm(forms.Form):
+    # A token outlives this session and survives logout: making one asks again for what
+    # a login asks (the password, and a current code when 2FA is on).
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
     name = forms.CharField(
         label="Name",
         max_length=NAME_MAX_LENGTH,
@@ -61,6 +70,7 @@ def _page(
 
 @login_required
 @never_cache
+@sensitive_post_parameters("password", "code")
 @require_http_methods(["GET", "POST"])
 def api_tokens(request: AuthedRequest) -> HttpResponse:
     user = request.user
@@ -71,7 +81,15 @@ def api_tokens(request: AuthedRequest) -> HttpResponse:
     if not form.is_valid():
         return _page(request, form)
     ip = client_ip(request)
-    # A token outlives this session: a fresh second factor, even if the login had one.
+    # Through authenticate(), so django-axes counts a wrong password and refuses while the
+    # account is locked out, exactly as the login page does.
+    password = form.cleaned_data["password"]
+    if authenticate(request, email=user.email, password=password) is None:
+        if getattr(request, "axes_locked_out", False):
+            return lockout_response(request)
+        form.add_error("password", "That password is not right.")
+        return _page(request, form)
+    # A fresh second factor, even if the login had one.
     if (
         needs_code
         and second_factor_check(user=user, code=form.cleaned_data["code"], ip_address=ip) is None

@@ -71,6 +71,8 @@ class ApiTokenAuthentication(TokenAuthentication):
         except (TypeError, ValueError, binascii.Error) as exc:
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
         key = secret[: CONSTANTS.TOKEN_KEY_LENGTH]
+        if not (key.isascii() and key.isalnum()):  # a NUL would reach PostgreSQL as an error
+            raise exceptions.AuthenticationFailed("Invalid token.")
         for user in _token_rows(key):
             if not compare_digest(digest, user._t_digest):
                 continue

@@ -18,7 +18,6 @@ from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,6 +25,7 @@ from rest_framework.views import APIView
 
 from accounts.privacy import USER_FIELDS
 from common.api.errors import domain_error
+from common.api.pagination import SafeCursor
 from common.api.schema import errors
 from common.http import RequestMeta
 from consent.api.serializers import (
@@ -216,11 +216,8 @@ class PolicyCurrent(_Public):
         return Response(PolicyVersionSerializer(current, context={"current": current}).data)
 
 
-class _VersionCursor(CursorPagination):
+class _VersionCursor(SafeCursor):
     ordering = ("-number",)
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
 
 class PolicyVersionList(ListAPIView[PolicyVersion]):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import ApiToken, AuditAction, AuditEvent
 from tests.accounts.helpers import enable_2fa, totp_now, wrong_totp
 from tests.conftest import login_client
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,7 @@ def test_profile_links_the_tokens_page(customer_client) -> None:
 
 
 def test_create_shows_the_secret_once_then_lists_it(customer, customer_client) -> None:
-    response = customer_client.post(PAGE, {"name": "backup script"})
+    response = customer_client.post(PAGE, {"password": PASSWORD, "name": "backup script"})
     assert response.status_code == 200
     html = response.content.decode()
     secret = _secret(html)
@@ -67,9 +68,9 @@ def test_with_2fa_a_fresh_code_is_needed_even_after_a_2fa_login_ACC_3(customer) 
     client = login_client(customer, verified=True)
     page = client.get(PAGE).content.decode()
     assert 'name="code"' in page
-    missing = client.post(PAGE, {"name": "x"})
+    missing = client.post(PAGE, {"password": PASSWORD, "name": "x"})
     assert missing.status_code == 400 and not ApiToken.objects.exists()
-    wrong = client.post(PAGE, {"name": "x", "code": wrong_totp(device)})
+    wrong = client.post(PAGE, {"password": PASSWORD, "name": "x", "code": wrong_totp(device)})
     assert wrong.status_code == 400 and b"That code is not right" in wrong.content
     assert not ApiToken.objects.exists()
 
@@ -77,7 +78,7 @@ def test_with_2fa_a_fresh_code_is_needed_even_after_a_2fa_login_ACC_3(customer) 
 def test_with_2fa_a_current_code_makes_the_token(customer) -> None:
     device, _codes = enable_2fa(customer)
     client = login_client(customer, verified=True)
-    response = client.post(PAGE, {"name": "ci", "code": totp_now(device)})
+    response = client.post(PAGE, {"password": PASSWORD, "name": "ci", "code": totp_now(device)})
     assert response.status_code == 200 and _works(_secret(response.content.decode()))
 
 
@@ -103,17 +104,56 @@ def test_revoke_needs_csrf(customer) -> None:
 
 def test_limit_is_refused_with_a_message(customer, customer_client, settings) -> None:
     settings.REST_KNOX = {**settings.REST_KNOX, "TOKEN_LIMIT_PER_USER": 1}
-    assert customer_client.post(PAGE, {"name": "one"}).status_code == 200
-    refused = customer_client.post(PAGE, {"name": "two"})
+    assert customer_client.post(PAGE, {"password": PASSWORD, "name": "one"}).status_code == 200
+    refused = customer_client.post(PAGE, {"password": PASSWORD, "name": "two"})
     assert refused.status_code == 400 and b"the most allowed" in refused.content
     assert ApiToken.objects.filter(user=customer).count() == 1
 
 
 def test_name_too_long_is_400(customer_client) -> None:
-    assert customer_client.post(PAGE, {"name": "n" * 101}).status_code == 400
+    assert customer_client.post(PAGE, {"password": PASSWORD, "name": "n" * 101}).status_code == 400
     assert not ApiToken.objects.exists()
 
 
 def test_page_has_no_inline_script_or_style(customer_client) -> None:
-    html = customer_client.post(PAGE, {"name": "x"}).content.decode()
+    html = customer_client.post(PAGE, {"password": PASSWORD, "name": "x"}).content.decode()
     assert "<script>" not in html and " style=" not in html and "<style" not in html
+
+
+def test_a_token_needs_the_password_again_ACC_3(customer, customer_client) -> None:
+    """A hijacked session alone cannot mint a credential that outlives it."""
+    missing = customer_client.post(PAGE, {"name": "x"})
+    wrong = customer_client.post(PAGE, {"name": "x", "password": "not-it"})
+    assert missing.status_code == 400 and wrong.status_code == 400
+    assert "That password is not right." in wrong.content.decode()
+    assert not ApiToken.objects.filter(user=customer).exists()
+
+
+def test_a_locked_out_account_gets_no_token_even_with_the_right_answers_ACC_3(
+    customer, settings
+) -> None:
+    device, _codes = enable_2fa(customer)
+    client = login_client(customer, verified=True)
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(PAGE, {"name": "x", "password": PASSWORD, "code": wrong_totp(device)})
+    locked = client.post(PAGE, {"name": "x", "password": PASSWORD, "code": totp_now(device)})
+    assert locked.status_code == 429
+    assert not ApiToken.objects.filter(user=customer).exists()
+
+
+def test_changing_the_password_ends_every_api_token_ACC_3(customer, customer_client) -> None:
+    _row, secret = ApiToken.objects.create(user=customer, name="old laptop")
+    response = customer_client.post(
+        "/accounts/profile/password/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "An0ther-long-pass!",
+            "new_password2": "An0ther-long-pass!",
+        },
+    )
+    assert response.status_code == 302
+    assert not ApiToken.objects.filter(user=customer).exists()
+    api = Client()
+    assert api.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {secret}").status_code == 401
+    audit = AuditEvent.objects.filter(action=AuditAction.API_TOKEN_REVOKED).get()
+    assert audit.detail == {"tokens": 1, "why": "password changed"}
