@@ -13,7 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import fresh_totp, log_in
-from tests.factories import UserFactory
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -52,10 +52,12 @@ def test_a_token_made_on_the_profile_page_works_until_revoked_ACC_3(
     log_in(page, customer.email, code)
     page.goto("/accounts/profile/")
     page.get_by_role("link", name="API tokens").click()
+    page.fill("#id_password", PASSWORD)
     page.fill("#id_name", "my script")
     page.get_by_role("button", name="Make token").click()
-    # Logged in with 2FA is not enough: a token needs a fresh code.
+    # Logged in with 2FA is not enough: a token needs the password and a fresh code.
     expect(page.locator("#new-token")).to_have_count(0)
+    page.fill("#id_password", PASSWORD)
     page.fill("#id_name", "my script")
     page.fill("#id_code", fresh_totp(secret_b32, after_step=step)[0])
     page.get_by_role("button", name="Make token").click()
