@@ -37,6 +37,7 @@ from accounts.services.tokens import (
     api_token_revoke,
 )
 from accounts.services.twofactor import second_factor_check, totp_device_for
+from common.api.authentication import request_user
 from common.api.errors import ApiError, domain_error
 from common.api.schema import errors
 from common.api.throttles import LoginThrottle, throttles
@@ -137,7 +138,7 @@ class TokenListCreate(APIView):
         responses={200: ApiTokenSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        tokens = api_tokens_for_user(user=request.user)  # type: ignore[arg-type]
+        tokens = api_tokens_for_user(user=request_user(request))
         return Response(ApiTokenSerializer(tokens, many=True).data)
 
     @extend_schema(
@@ -190,8 +191,10 @@ class TokenDetail(APIView):
         responses={204: OpenApiResponse(description="Revoked.")},
     )
     def delete(self, request: Request, token_key: str) -> Response:
-        token = api_token_get_for_user(user=request.user, token_key=token_key)  # type: ignore[arg-type]
-        api_token_revoke(actor=request.user, token=token, ip_address=client_ip(request._request))  # type: ignore[arg-type]
+        token = api_token_get_for_user(user=request_user(request), token_key=token_key)
+        api_token_revoke(
+            actor=request_user(request), token=token, ip_address=client_ip(request._request)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -209,5 +212,7 @@ class TokenCurrent(APIView):
         token = request.auth
         if not isinstance(token, ApiToken):
             raise ApiError("This request was not made with an API token.", code="not_token_auth")
-        api_token_revoke(actor=request.user, token=token, ip_address=client_ip(request._request))  # type: ignore[arg-type]
+        api_token_revoke(
+            actor=request_user(request), token=token, ip_address=client_ip(request._request)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -31,6 +31,7 @@ from accounts.selectors import (
 )
 from accounts.services import notification_mark_all_read, notification_mark_read
 from accounts.services.users import user_update_profile
+from common.api.authentication import request_user
 from common.api.errors import ApiError
 from common.api.pagination import NewestFirstCursor
 from common.http import client_ip
@@ -40,12 +41,6 @@ EMAIL_READ_ONLY = (
     "The email address is changed on the web (Security page): the new address must be "
     "confirmed with a link first."
 )
-
-
-def _user(request: Request) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
 
 
 def _profile_input(payload: Any) -> dict[str, str]:
@@ -83,7 +78,7 @@ class Me(APIView):
         responses={200: MeSerializer},
     )
     def get(self, request: Request) -> Response:
-        return Response(MeSerializer(_user(request)).data)
+        return Response(MeSerializer(request_user(request)).data)
 
     @extend_schema(
         operation_id="me_update",
@@ -97,7 +92,7 @@ class Me(APIView):
         responses={200: MeSerializer},
     )
     def patch(self, request: Request) -> Response:
-        user = _user(request)
+        user = request_user(request)
         changes = _profile_input(request.data)
         form = ProfileForm({**_current(user), **changes}, instance=user)
         valid = form.is_valid()
@@ -131,7 +126,7 @@ class NotificationList(ListAPIView[Notification]):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
-        return notification_list_for_user(user=_user(self.request))
+        return notification_list_for_user(user=request_user(self.request))
 
 
 class NotificationUnreadCount(APIView):
@@ -142,7 +137,7 @@ class NotificationUnreadCount(APIView):
         responses={200: UnreadCountSerializer},
     )
     def get(self, request: Request) -> Response:
-        return Response({"unread": notification_unread_count(user=_user(request))})
+        return Response({"unread": notification_unread_count(user=request_user(request))})
 
 
 class NotificationRead(APIView):
@@ -154,7 +149,7 @@ class NotificationRead(APIView):
         responses={200: NotificationSerializer},
     )
     def post(self, request: Request, notification_id: int) -> Response:
-        user = _user(request)
+        user = request_user(request)
         notification = notification_get_for_user(user=user, notification_id=notification_id)
         notification_mark_read(user=user, notification_id=notification.pk)
         notification.refresh_from_db()
@@ -170,4 +165,4 @@ class NotificationReadAll(APIView):
         responses={200: MarkedSerializer},
     )
     def post(self, request: Request) -> Response:
-        return Response({"marked": notification_mark_all_read(user=_user(request))})
+        return Response({"marked": notification_mark_all_read(user=request_user(request))})

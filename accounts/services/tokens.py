@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 
 from accounts.models import ApiToken, AuditAction, User
+from accounts.selectors import api_tokens_for_user
 from accounts.services.audit import audit_log_write
 
 NAME_MAX_LENGTH = 100
@@ -29,10 +28,6 @@ class ApiTokenLimitReached(ApiTokenRefused):
     """The user already has TOKEN_LIMIT_PER_USER live tokens."""
 
 
-def _live(user: User) -> Q:
-    return Q(user=user) & (Q(expiry__isnull=True) | Q(expiry__gt=timezone.now()))
-
-
 def api_token_create(*, user: User, name: str, ip_address: str | None) -> tuple[ApiToken, str]:
     """A new token for *user*: the row and the secret (show it once, it is not kept)."""
     if not user.is_active:
@@ -42,7 +37,7 @@ def api_token_create(*, user: User, name: str, ip_address: str | None) -> tuple[
     with transaction.atomic():
         # The user row is the lock: two concurrent creations cannot both pass the limit.
         User.objects.select_for_update().filter(pk=user.pk).first()
-        if limit is not None and ApiToken.objects.filter(_live(user)).count() >= limit:
+        if limit is not None and api_tokens_for_user(user=user).count() >= limit:
             raise ApiTokenLimitReached(
                 f"You already have {limit} API tokens, the most allowed. "
                 "Revoke one you no longer use, then try again."

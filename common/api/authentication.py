@@ -5,7 +5,7 @@ from __future__ import annotations
 import binascii
 from datetime import timedelta
 from hmac import compare_digest
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import connection
 from django.utils import timezone
@@ -14,6 +14,17 @@ from knox.auth import TokenAuthentication
 from knox.crypto import hash_token
 from knox.settings import CONSTANTS
 from rest_framework import exceptions
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+
+    from accounts.models import User
+
+
+def request_user(request: Request) -> User:
+    """The signed-in user of a view behind IsAuthenticated (typed; no query)."""
+    return cast("User", request.user)
+
 
 # Writing on every request would turn each API read into a write; a minute is enough to
 # tell a customer which token is in use.

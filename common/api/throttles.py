@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.cache import cache
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
@@ -59,6 +60,10 @@ def _hit(key: str, period: int) -> tuple[int, float]:
     return int(count), int(ttl_ms) / 1000
 
 
+def _authed(request: Request) -> bool:
+    return bool(request.user and request.user.is_authenticated)
+
+
 class _Throttle(BaseThrottle):
     scope = ""
 
@@ -73,13 +78,17 @@ class _Throttle(BaseThrottle):
         return client_ip(request._request) or "unknown"
 
     def _key(self, request: Request) -> str:
-        if request.user and request.user.is_authenticated:
+        if _authed(request):
             return f"user:{request.user.pk}"
         return f"ip:{self.get_ident(request)}"
 
     def ident_for(self, request: Request) -> str | None:
-        """Whom this request counts against, or None when this throttle does not apply."""
-        raise NotImplementedError
+        """Whom this request counts against, or None when this throttle does not apply.
+
+        By default a stricter budget for one kind of action (writes only), on top of the
+        general throttles, which override this.
+        """
+        return None if request.method in SAFE_METHODS else self._key(request)
 
     def allow_request(self, request: Request, view: Any) -> bool:
         rate = self.get_rate()
@@ -101,46 +110,33 @@ class UserThrottle(_Throttle):
     scope = "user"
 
     def ident_for(self, request: Request) -> str | None:
-        authed = bool(request.user and request.user.is_authenticated)
-        return self._key(request) if authed else None
+        return self._key(request) if _authed(request) else None
 
 
 class AnonThrottle(_Throttle):
     scope = "anon"
 
     def ident_for(self, request: Request) -> str | None:
-        authed = bool(request.user and request.user.is_authenticated)
-        return None if authed else self._key(request)
+        return None if _authed(request) else self._key(request)
 
 
-class _Scoped(_Throttle):
-    """A stricter budget for one kind of action (writes only), on top of the general one."""
-
-    def ident_for(self, request: Request) -> str | None:
-        if request.method in ("GET", "HEAD", "OPTIONS"):
-            return None
-        return self._key(request)
-
-
-class LoginThrottle(_Scoped):
+class LoginThrottle(_Throttle):
     scope = "login"
 
     def ident_for(self, request: Request) -> str | None:
         # Sign-in is throttled by address whoever asks: the caller is not yet anyone.
-        if request.method in ("GET", "HEAD", "OPTIONS"):
-            return None
-        return f"ip:{self.get_ident(request)}"
+        return None if request.method in SAFE_METHODS else f"ip:{self.get_ident(request)}"
 
 
-class UploadThrottle(_Scoped):
+class UploadThrottle(_Throttle):
     scope = "upload"
 
 
-class DsrThrottle(_Scoped):
+class DsrThrottle(_Throttle):
     scope = "dsr"
 
 
-class VerifyThrottle(_Scoped):
+class VerifyThrottle(_Throttle):
     scope = "verify"
 
 

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api.authentication import request_user
 from common.api.errors import ApiError, error_body
 from common.api.schema import errors
 from common.api.throttles import UploadThrottle, throttles
@@ -35,7 +36,7 @@ from images.services.intake import UploadRefused, photos_add
 from images.services.passport import PAID_KINDS
 from orders.api.idempotency import IDEMPOTENCY_ERRORS, IDEMPOTENCY_PARAMETER, keyed_create
 from orders.api.serializers import OrderDetailSerializer
-from orders.api.views import api_user, order_body
+from orders.api.views import order_body
 from orders.models import Order
 from orders.selectors import passport_order_get_for_viewer
 from orders.services import order_create_passport, order_discard_empty
@@ -127,7 +128,7 @@ class PassportCreateView(APIView):
         serializer.is_valid(raise_exception=True)
         document: str = serializer.validated_data["document"]
         selfie = serializer.validated_data["selfie"]
-        user = api_user(request)
+        user = request_user(request)
         ip_address = client_ip(request._request)
 
         def run() -> tuple[int, dict[str, Any]]:

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api.authentication import request_user
 from common.api.errors import domain_error
 from common.api.schema import errors
 from common.api.throttles import UploadThrottle, throttles
@@ -25,7 +26,7 @@ from images.selectors import results_for_customer
 from images.services.access import image_open
 from images.services.intake import UploadRefused, photos_add
 from orders.api.serializers import PhotoSerializer
-from orders.api.views import api_user, order_for
+from orders.api.views import order_for
 from orders.models import Order
 
 # Every refusal of an upload (type, size, pixels, count, malware, not a draft) is one
@@ -111,7 +112,7 @@ class OrderPhotosView(APIView):
         note = serializer.validated_data["note"]
         files = serializer.validated_data.get("photos") or []
         added = photos_add(
-            actor=api_user(request),
+            actor=request_user(request),
             order=order,
             files=[(f, f.name, note) for f in files],
             ip_address=client_ip(request._request),

@@ -18,6 +18,7 @@ from accounts.services.idempotency import (
     idempotent_run,
     request_fingerprint,
 )
+from common.api.authentication import request_user
 from common.api.errors import ApiError
 
 HEADER = "Idempotency-Key"
@@ -65,7 +66,7 @@ def keyed_create(
         return Response(data, status=status_code)
     try:
         outcome = idempotent_run(
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_user(request),
             key=key,
             scope=scope,
             fingerprint=request_fingerprint(request.method, request.path, *body),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from common.api.authentication import request_user
 from common.api.errors import ApiError, domain_error
 from common.api.pagination import NewestFirstCursor
 from common.api.schema import errors
@@ -49,11 +49,6 @@ domain_error(TransitionRefused, status_code=409, code="refused")
 
 TAGS = ["orders"]
 E409 = "Refused by the order's current state (`refused`), e.g. not a draft any more."
-
-
-def api_user(request: Request) -> User:
-    """The signed-in customer (every view here requires one)."""
-    return cast(User, request.user)
 
 
 def order_for(request: Request, reference: str) -> Order:
@@ -105,7 +100,7 @@ class OrderListCreateView(generics.ListCreateAPIView[Order]):
         instructions = serializer.validated_data["instructions"]
 
         def run() -> tuple[int, dict[str, Any]]:
-            order = order_create_retouch(actor=api_user(request), instructions=instructions)
+            order = order_create_retouch(actor=request_user(request), instructions=instructions)
             return 201, order_body(request, order.reference)
 
         return keyed_create(
@@ -125,7 +120,9 @@ class OrderDetailView(APIView):
 
 
 def _act(request: Request, order: Order, action: Callable[..., Any], **kwargs: Any) -> Response:
-    action(actor=api_user(request), order=order, ip_address=client_ip(request._request), **kwargs)
+    action(
+        actor=request_user(request), order=order, ip_address=client_ip(request._request), **kwargs
+    )
     return Response(order_body(request, order.reference))
 
 
@@ -193,7 +190,7 @@ class OrderPayView(APIView):
     def post(self, request: Request, reference: str) -> Response:
         order = order_for(request, reference)
         try:
-            url = payment_start(actor=api_user(request), order=order)
+            url = payment_start(actor=request_user(request), order=order)
         except GatewayRequestInvalid as exc:
             raise ApiError(
                 f"The payment provider refused the request: {exc}",
