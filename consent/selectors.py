@@ -85,6 +85,11 @@ def account_purposes() -> list[ConsentPurpose]:
     )
 
 
+def account_purpose(*, key: str) -> ConsentPurpose | None:
+    """One of ``account_purposes`` by its key (None: not a choice a person makes here)."""
+    return next((p for p in account_purposes() if p.key == key), None)
+
+
 def consent_states_for(*, user: Any) -> QuerySet[ConsentState]:
     return ConsentState.objects.filter(user=user).select_related("purpose", "event")
 

@@ -44,6 +44,7 @@ from consent.models import (
     SupervisoryAuthority,
 )
 from consent.selectors import (
+    account_purpose,
     account_purposes,
     consent_states_for,
     cookie_purposes,
@@ -135,7 +136,7 @@ class ConsentList(APIView):
 
 
 def _purpose(key: str) -> ConsentPurpose:
-    purpose = next((p for p in account_purposes() if p.key == key), None)
+    purpose = account_purpose(key=key)
     if purpose is None:
         # As on the web: cookie and per-image purposes are not chosen here.
         raise NotFound("No such choice.")

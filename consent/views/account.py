@@ -14,7 +14,12 @@ from django.views.decorators.http import require_POST
 
 from common.http import AuthedRequest, RequestMeta
 from consent.models import ConsentMethod
-from consent.selectors import account_purposes, consent_history_for, consent_states_for
+from consent.selectors import (
+    account_purpose,
+    account_purposes,
+    consent_history_for,
+    consent_states_for,
+)
 from consent.services.account import consent_toggle
 from consent.services.ledger import ConsentRefused
 
@@ -45,7 +50,7 @@ def my_privacy(request: AuthedRequest) -> HttpResponse:
 @login_required
 @require_POST
 def my_privacy_toggle(request: AuthedRequest, key: str) -> HttpResponse:
-    purpose = next((p for p in account_purposes() if p.key == key), None)
+    purpose = account_purpose(key=key)
     if purpose is None:
         raise Http404("No such choice.")
     action = request.POST.get("action")

@@ -38,7 +38,7 @@ from dsr.api.serializers import (
     RequestInSerializer,
     RequestSerializer,
 )
-from dsr.models import EXPORT_TYPES, ArchiveStatus, Channel, Ticket, TicketEventKind, TicketStatus
+from dsr.models import EXPORT_TYPES, Channel, Ticket, TicketEventKind, TicketStatus
 from dsr.selectors import (
     export_archive_for_ticket,
     ticket_events_for_subject,
@@ -47,6 +47,8 @@ from dsr.selectors import (
 )
 from dsr.services.challenges import ChallengeFailed, challenge_answered
 from dsr.services.export import (
+    DownloadRefused,
+    export_archive_check,
     export_archive_url,
     export_download_record,
     export_download_url,
@@ -231,22 +233,14 @@ class RequestExportView(APIView):
             raise Http404("This request has no archive.")
         archive = export_archive_for_ticket(ticket=ticket)
         now = timezone.now()
-        if archive is not None and (
-            archive.status == ArchiveStatus.EXPIRED
-            or (archive.expires_at is not None and archive.expires_at <= now)
-        ):
-            raise ApiError(
-                "This archive has expired and was deleted. You can ask for a new copy of your "
-                "data.",
-                code="expired",
-                status_code=409,
-            )
-        if archive is None or archive.status != ArchiveStatus.READY or not archive.file.name:
-            raise ApiError(
-                "The archive is not ready yet. We email you when it is.",
-                code="not_ready",
-                status_code=409,
-            )
+        try:
+            if archive is None:
+                raise DownloadRefused("This archive is not ready yet.", status=404)
+            export_archive_check(archive=archive, now=now)
+        except DownloadRefused as exc:
+            # Both are states of the request, not a missing object: 409 with the reason.
+            code = "expired" if exc.status == 410 else "not_ready"
+            raise ApiError(exc.message, code=code, status_code=409) from exc
         link_ends = now + timedelta(days=settings.DSR_EXPORT_DAYS)
         # Handing out a working link is handing out the data: recorded as the web's
         # download is (audit row, ticket history, counter).

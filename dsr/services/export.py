@@ -290,6 +290,9 @@ def export_download_url(*, ticket: Ticket) -> str:
     return settings.SITE_URL + reverse("dsr:download", args=[token])
 
 
+EXPIRED = "This archive has expired and was deleted. You can ask for a new copy of your data."
+
+
 def export_archive_for_token(*, token: str, now: datetime | None = None) -> ExportArchive:
     """The archive a link names, if it can still be downloaded (DownloadRefused otherwise)."""
     max_age = timedelta(days=settings.DSR_EXPORT_DAYS)
@@ -310,21 +313,20 @@ def export_archive_for_token(*, token: str, now: datetime | None = None) -> Expo
         .first()
     )
     if archive is None:
-        raise DownloadRefused(
-            "This archive has expired and was deleted. You can ask for a new copy of your data.",
-            status=410,
-        )
+        raise DownloadRefused(EXPIRED, status=410)
+    export_archive_check(archive=archive, now=now)
+    return archive
+
+
+def export_archive_check(*, archive: ExportArchive, now: datetime | None = None) -> None:
+    """Refuse an archive that cannot be downloaded now: expired (410) or not built (404)."""
     now = now or timezone.now()
     if archive.status == ArchiveStatus.EXPIRED or (
         archive.expires_at is not None and archive.expires_at <= now
     ):
-        raise DownloadRefused(
-            "This archive has expired and was deleted. You can ask for a new copy of your data.",
-            status=410,
-        )
+        raise DownloadRefused(EXPIRED, status=410)
     if archive.status != ArchiveStatus.READY or not archive.file.name:
         raise DownloadRefused("This archive is not ready yet. Please try again later.", status=404)
-    return archive
 
 
 @dataclass(frozen=True)
