@@ -15,7 +15,12 @@ from common.http import AuthedRequest, client_ip
 from images.passport_specs import DOCUMENT_SPECS
 from images.selectors import portfolio_order_section
 from images.services.access import result_visible_to_customer
-from images.services.intake import UploadRefused, photo_instructions_update, photos_add
+from images.services.intake import (
+    UploadRefused,
+    passport_order_start,
+    photo_instructions_update,
+    photos_add,
+)
 from orders.forms import (
     GuestEmailForm,
     PassportForm,
@@ -36,9 +41,7 @@ from orders.services import (
     TransitionRefused,
     order_accept,
     order_cancel,
-    order_create_passport,
     order_create_retouch,
-    order_discard_empty,
     order_request_revision,
     order_submit,
     payment_start,
@@ -106,20 +109,15 @@ def passport_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         selfie = request.FILES.get("selfie")
         if form.is_valid() and selfie is not None:
-            order = None
             try:
-                order = order_create_passport(
-                    actor=_actor(request), document=form.cleaned_data["document"]
-                )
-                photos_add(
+                order = passport_order_start(
                     actor=_actor(request),
-                    order=order,
-                    files=[(selfie, selfie.name, "")],
+                    document=form.cleaned_data["document"],
+                    selfie=selfie,
+                    filename=selfie.name,
                     ip_address=client_ip(request),
                 )
             except (TransitionRefused, UploadRefused) as exc:
-                if order is not None:
-                    order_discard_empty(order=order)
                 context = {"form": form, "error": exc.message}
                 return render(request, "orders/passport_new.html", context, status=400)
             if order.is_guest:

@@ -32,14 +32,13 @@ from images.api.views import result_links
 from images.passport_specs import DOCUMENT_SPECS, PRINT_DPI
 from images.selectors import passport_preview_state, results_for_customer
 from images.services.access import PAID_STATUSES
-from images.services.intake import UploadRefused, photos_add
+from images.services.intake import UploadRefused, passport_order_start
 from images.services.passport import PAID_KINDS
 from orders.api.idempotency import IDEMPOTENCY_ERRORS, IDEMPOTENCY_PARAMETER, keyed_create
 from orders.api.serializers import OrderDetailSerializer
 from orders.api.views import order_body
 from orders.models import Order
 from orders.selectors import passport_order_get_for_viewer
-from orders.services import order_create_passport, order_discard_empty
 
 TAGS = ["passport"]
 
@@ -132,19 +131,17 @@ class PassportCreateView(APIView):
         ip_address = client_ip(request._request)
 
         def run() -> tuple[int, dict[str, Any]]:
-            # As the web page does: create, add the selfie; a refused selfie discards the
-            # empty order. The refusal is answered (not raised) so that what it recorded
-            # (a malware audit) commits with it, under an Idempotency-Key too.
-            order = order_create_passport(actor=user, document=document)
+            # The refusal is answered (not raised) so that what it recorded (a malware
+            # audit) commits with it, under an Idempotency-Key too.
             try:
-                photos_add(
+                order = passport_order_start(
                     actor=user,
-                    order=order,
-                    files=[(selfie, selfie.name, "")],
+                    document=document,
+                    selfie=selfie,
+                    filename=selfie.name,
                     ip_address=ip_address,
                 )
             except UploadRefused as exc:
-                order_discard_empty(order=order)
                 return 400, error_body("upload_refused", exc.message)
             return 201, order_body(request, order.reference)
 

@@ -43,6 +43,7 @@ E400_UPLOAD = (
 def result_links(request: Request, order: Order, results: Sequence[Result]) -> list[dict[str, Any]]:
     """Each result with signed links, minted exactly as the web's result view mints them."""
     expires_at = timezone.now() + timedelta(seconds=settings.SIGNED_URL_MAX_AGE)
+    ip = client_ip(request._request)
     out = []
     for result in results:
 
@@ -56,7 +57,7 @@ def result_links(request: Request, order: Order, results: Sequence[Result]) -> l
                 content_type=result.content_type,
                 what=f"{result.get_kind_display()} (round {result.round})",
                 download=download,
-                ip_address=client_ip(request._request),
+                ip_address=ip,
             )
             return request.build_absolute_uri(url)
 
@@ -117,9 +118,9 @@ class OrderPhotosView(APIView):
             files=[(f, f.name, note) for f in files],
             ip_address=client_ip(request._request),
         )
-        ids = {photo.pk for photo in added}
-        order = order_for(request, reference)  # read again: a worker may be done already
-        data = PhotoSerializer([p for p in order.photos.all() if p.pk in ids], many=True).data
+        # Read again: a worker may be done with them already.
+        fresh = order.photos.filter(pk__in=[p.pk for p in added]).order_by("position", "id")
+        data = PhotoSerializer(fresh, many=True).data
         return Response(data, status=status.HTTP_201_CREATED)
 
 

@@ -31,6 +31,7 @@ from images.models import Photo, PhotoStatus, ScanVerdict
 from images.scanning import ScannerUnavailable, ScanOutcome, scan_bytes
 from images.services.stats import image_stat_add
 from orders.models import Order, OrderKind, OrderStatus
+from orders.services.orders import order_create_passport, order_discard_empty
 from orders.services.status import order_touch
 
 
@@ -202,6 +203,28 @@ def photos_add(
         on_malware=lambda signature: _audit_malware(actor, order, signature, ip_address),
     )
     return _store(actor, order, screened, existing, ip_address)
+
+
+def passport_order_start(
+    *,
+    actor: User | None,
+    document: str,
+    selfie: IO[bytes],
+    filename: str | None,
+    ip_address: str | None = None,
+) -> Order:
+    """A passport order with its selfie (web page and API); *actor* None is a guest.
+
+    A refused selfie leaves no order behind: the empty draft is discarded and the
+    refusal (UploadRefused) raised; what the scan recorded (a malware audit) stays.
+    """
+    order = order_create_passport(actor=actor, document=document)
+    try:
+        photos_add(actor=actor, order=order, files=[(selfie, filename, "")], ip_address=ip_address)
+    except UploadRefused:
+        order_discard_empty(order=order)
+        raise
+    return order
 
 
 def _audit_malware(actor: User | None, order: Order, signature: str, ip: str | None) -> None:
