@@ -25,7 +25,7 @@ from images.models import Result
 from images.selectors import results_for_customer
 from images.services.access import image_open
 from images.services.intake import UploadRefused, photos_add
-from orders.api.serializers import PhotoSerializer
+from orders.api.serializers import PhotoSerializer, ResultSerializer
 from orders.api.views import order_for
 from orders.models import Order
 
@@ -44,39 +44,26 @@ def result_links(request: Request, order: Order, results: Sequence[Result]) -> l
     """Each result with signed links, minted exactly as the web's result view mints them."""
     expires_at = timezone.now() + timedelta(seconds=settings.SIGNED_URL_MAX_AGE)
     ip = client_ip(request._request)
+
+    def link(result: Result, download: bool) -> str:
+        url = image_open(
+            actor=request.user,
+            order=order,
+            role="customer",
+            name=(result.file.name or "") if result.ready else "",
+            filename=result.filename,
+            content_type=result.content_type,
+            what=f"{result.get_kind_display()} (round {result.round})",
+            download=download,
+            ip_address=ip,
+        )
+        return request.build_absolute_uri(url)
+
     out = []
     for result in results:
-
-        def link(download: bool, result: Result = result) -> str:
-            url = image_open(
-                actor=request.user,
-                order=order,
-                role="customer",
-                name=(result.file.name or "") if result.ready else "",
-                filename=result.filename,
-                content_type=result.content_type,
-                what=f"{result.get_kind_display()} (round {result.round})",
-                download=download,
-                ip_address=ip,
-            )
-            return request.build_absolute_uri(url)
-
-        out.append(
-            {
-                "id": result.pk,
-                "kind": result.kind,
-                "kind_label": result.get_kind_display(),
-                "round": result.round,
-                "filename": result.filename,
-                "content_type": result.content_type,
-                "width": result.width,
-                "height": result.height,
-                "size_bytes": result.size_bytes,
-                "url": link(False),
-                "download_url": link(True),
-                "expires_at": expires_at,
-            }
-        )
+        row = dict(ResultSerializer(result).data)
+        row.update(url=link(result, False), download_url=link(result, True), expires_at=expires_at)
+        out.append(row)
     return list(ResultLinkSerializer(out, many=True).data)
 
 
