@@ -67,9 +67,9 @@ def passport_order_get_for_viewer(
 
 
 def order_customer_actions(order: Order) -> list[str]:
-    """What the order page offers its customer now (the same conditions as its buttons).
+    """What the order page's buttons and the API offer the customer now.
 
-    A hint for clients; each action's service still decides when it is called.
+    A hint; each action's service still decides when it is called.
     """
     status = order.status
     actions = []

@@ -34,6 +34,7 @@ from orders.models import Order, OrderStatus
 from orders.selectors import (
     guest_orders,
     guest_orders_remember,
+    order_customer_actions,
     order_get_for_viewer,
     order_list_for_customer,
 )
@@ -67,6 +68,8 @@ def _detail(request: HttpRequest, order: Order, status: int = 200, **forms: Any)
         "results": results,
         "processing": processing,
         "document": DOCUMENT_SPECS.get(order.document),
+        # The buttons: the same list the API's order detail gives.
+        "actions": order_customer_actions(order),
         "upload_form": forms.get("upload_form") or PhotoUploadForm(),
         "email_form": forms.get("email_form") or GuestEmailForm(),
         "revision_form": forms.get("revision_form") or RevisionForm(),
