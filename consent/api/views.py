@@ -86,27 +86,26 @@ def _browser(request: HttpRequest) -> CookieConsent:
     return consent
 
 
+def _purpose_row(purpose: ConsentPurpose, state: ConsentState | None) -> dict[str, Any]:
+    return {
+        "key": purpose.key,
+        "name": purpose.name,
+        "kind": purpose.kind,
+        "wording": purpose.wording,
+        "is_marketing": purpose.is_marketing,
+        "granted": bool(state and state.granted),
+        "since": state.updated_at if state else None,
+        # A signal refuses only cookie purposes (consent/cookies.py), never these.
+        "overridden_by_signal": False,
+    }
+
+
 def _consents(request: Request) -> dict[str, Any]:
     browser = _browser(request._request)
     states: dict[str, ConsentState] = {
         s.purpose.key: s for s in consent_states_for(user=request.user) if not s.target
     }
-    purposes = []
-    for purpose in account_purposes():
-        state = states.get(purpose.key)
-        purposes.append(
-            {
-                "key": purpose.key,
-                "name": purpose.name,
-                "kind": purpose.kind,
-                "wording": purpose.wording,
-                "is_marketing": purpose.is_marketing,
-                "granted": bool(state and state.granted),
-                "since": state.updated_at if state else None,
-                # A signal refuses only cookie purposes (consent/cookies.py), never these.
-                "overridden_by_signal": False,
-            }
-        )
+    purposes = [_purpose_row(p, states.get(p.key)) for p in account_purposes()]
     cookies = [
         {
             "key": p.key,
@@ -155,8 +154,9 @@ class _Toggle(APIView):
             method=ConsentMethod.API,
             meta=RequestMeta.of(request._request),
         )
-        row = next(p for p in _consents(request)["purposes"] if p["key"] == key)
-        return Response(ConsentPurposeSerializer(row).data)
+        _browser(request._request)  # a privacy signal on the request is recorded here too
+        state = consent_states_for(user=request.user).filter(purpose=purpose, target="").first()
+        return Response(ConsentPurposeSerializer(_purpose_row(purpose, state)).data)
 
 
 _TOGGLE_ERRORS = errors(
